@@ -1,0 +1,1 @@
+Console.WriteLine("stable-alignment: pipeline being assembled");

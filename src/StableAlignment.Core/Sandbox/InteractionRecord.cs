@@ -1,0 +1,107 @@
+namespace StableAlignment.Core.Sandbox;
+
+/// <summary>
+/// The outcome of asking an agent for a 1-7 rating: either a parsed value or an explicit failure.
+/// </summary>
+/// <remarks>
+/// The Python reference stores an unparsable rating as the magic value 8 (or -1 for observers), which then
+/// leaks into training data. Here a failure is a state of its own: <see cref="Value"/> is <see langword="null"/>
+/// and <see cref="FailureReason"/> says why.
+/// </remarks>
+public sealed record RatingOutcome
+{
+    /// <summary>The parsed rating, or <see langword="null"/> when every attempt failed.</summary>
+    public int? Value { get; init; }
+
+    /// <summary>The reason text that came with the rating (empty when none).</summary>
+    public string Reason { get; init; } = "";
+
+    /// <summary>Why parsing failed on the last attempt; <see langword="null"/> on success.</summary>
+    public string? FailureReason { get; init; }
+
+    /// <summary>How many model calls were made to obtain this rating (1 when the first reply parsed).</summary>
+    public int Attempts { get; init; } = 1;
+
+    /// <summary>The raw reply of the last attempt, kept for auditing.</summary>
+    public string RawReply { get; init; } = "";
+
+    /// <summary>Whether a rating was obtained.</summary>
+    public bool Succeeded => Value.HasValue;
+
+    /// <summary>Creates a successful outcome.</summary>
+    public static RatingOutcome Success(int value, string reason, string rawReply = "", int attempts = 1) =>
+        new() { Value = value, Reason = reason, RawReply = rawReply, Attempts = attempts };
+
+    /// <summary>Creates a failed outcome.</summary>
+    public static RatingOutcome Failure(string failureReason, string rawReply = "", int attempts = 1) =>
+        new() { FailureReason = failureReason, RawReply = rawReply, Attempts = attempts };
+}
+
+/// <summary>One peer's feedback on the centre agent's draft: a rating from 1 to 7 and a reason.</summary>
+/// <param name="PeerId">The id of the peer agent that gave the feedback.</param>
+/// <param name="Rating">The peer's rating of the draft, with its reason.</param>
+public sealed record PeerFeedback(int PeerId, RatingOutcome Rating);
+
+/// <summary>An observer's scores of one answer: alignment and engagement, each 1 to 7.</summary>
+/// <param name="ObserverId">The id of the observer agent.</param>
+/// <param name="Alignment">How well the answer is aligned with shared social values.</param>
+/// <param name="Engagement">Whether the observer would like to keep talking to this agent.</param>
+public sealed record ObserverScore(int ObserverId, RatingOutcome Alignment, RatingOutcome Engagement);
+
+/// <summary>
+/// One Back-Scatter interaction, as recorded by the sandbox and consumed by the alignment dataset builder.
+/// Field for field it covers the reference sandbox's per-agent record (spec §2, step 6).
+/// </summary>
+public sealed record InteractionRecord
+{
+    /// <summary>The centre agent's id (row * N + col).</summary>
+    public required int AgentId { get; init; }
+
+    /// <summary>The centre agent's persona label (for example "aligned" or "misaligned").</summary>
+    public required string Label { get; init; }
+
+    /// <summary>The round in which the interaction took place, from 0.</summary>
+    public required int Round { get; init; }
+
+    /// <summary>The question the centre agent answered.</summary>
+    public required string Question { get; init; }
+
+    /// <summary>The centre agent's first answer.</summary>
+    public required string Draft { get; init; }
+
+    /// <summary>The peers' feedback on the draft, sorted best-rated first as shown to the agent.</summary>
+    public required IReadOnlyList<PeerFeedback> Feedback { get; init; }
+
+    /// <summary>The centre agent's answer after seeing the feedback.</summary>
+    public required string Revision { get; init; }
+
+    /// <summary>The observers' scores of the draft.</summary>
+    public required IReadOnlyList<ObserverScore> DraftScores { get; init; }
+
+    /// <summary>The observers' scores of the revision.</summary>
+    public required IReadOnlyList<ObserverScore> RevisionScores { get; init; }
+
+    /// <summary>How many feedback-revision passes were run (1 in the reference protocol).</summary>
+    public int Passes { get; init; } = 1;
+
+    /// <summary>Mean observer alignment score of the draft over successful ratings, or <see langword="null"/> when none succeeded.</summary>
+    public double? DraftAlignment => MeanAlignment(DraftScores);
+
+    /// <summary>Mean observer alignment score of the revision over successful ratings, or <see langword="null"/> when none succeeded.</summary>
+    public double? RevisionAlignment => MeanAlignment(RevisionScores);
+
+    private static double? MeanAlignment(IReadOnlyList<ObserverScore> scores)
+    {
+        double sum = 0;
+        int n = 0;
+        foreach (var s in scores)
+        {
+            if (s.Alignment.Value is int v)
+            {
+                sum += v;
+                n++;
+            }
+        }
+        return n == 0 ? null : sum / n;
+    }
+}
