@@ -1,0 +1,204 @@
+using System.Text.Json;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace StableAlignment.Core.Models;
+
+/// <summary>
+/// A LLaMA-style decoder-only language model: token embedding, pre-norm decoder layers with RMSNorm, rotary
+/// embeddings, grouped-query attention and SwiGLU, a final RMSNorm and an (optionally tied) output projection.
+/// Parameter names follow Hugging Face's LLaMA/Qwen2 layout (<c>model.layers.0.self_attn.q_proj.weight</c>, ...),
+/// so safetensors checkpoints of that architecture load directly.
+/// </summary>
+public sealed class CausalLanguageModel : nn.Module<Tensor, Tensor>
+{
+    // Components are registered by explicit (Hugging Face) names in the constructor; the default
+    // reflection-based registration would add them a second time under the C# field names.
+    /// <inheritdoc />
+    protected override void RegisterComponents() { }
+
+    private const string WeightsFileName = "model.bin";
+    private const string ConfigFileName = "config.json";
+
+    private readonly DecoderBackbone _backbone;
+    private readonly Linear? _lmHead;
+
+    /// <summary>Creates a model with freshly initialised weights.</summary>
+    /// <param name="config">The architecture; validated here.</param>
+    /// <param name="seed">Seed of the weight initialisation, for reproducible runs; null leaves torch's global generator as it is.</param>
+    public CausalLanguageModel(CausalLanguageModelConfig config, long? seed = null) : base(nameof(CausalLanguageModel))
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        Config = config.Validate();
+        if (seed is long s) random.manual_seed(s);
+        _backbone = new DecoderBackbone(Config);
+        register_module("model", _backbone);
+        if (!Config.TieWordEmbeddings)
+        {
+            _lmHead = nn.Linear(Config.HiddenSize, Config.VocabSize, hasBias: false);
+            register_module("lm_head", _lmHead);
+        }
+
+        using (no_grad())
+        {
+            foreach (var (name, p) in named_parameters())
+            {
+                // Norm scales start at one; every matrix (and bias) at N(0, range) / zero, as Hugging Face does.
+                if (name.EndsWith("norm.weight", StringComparison.Ordinal)) continue;
+                if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
+                else nn.init.normal_(p, 0, Config.InitializerRange);
+            }
+        }
+    }
+
+    /// <summary>The architecture.</summary>
+    public CausalLanguageModelConfig Config { get; }
+
+    /// <summary>Number of trainable scalars.</summary>
+    public long ParameterCount => parameters().Sum(p => p.numel());
+
+    /// <summary>Logits <c>[B, T, V]</c> for token ids <c>[B, T]</c> (int64), causally masked.</summary>
+    /// <param name="input">Token ids <c>[B, T]</c>.</param>
+    public override Tensor forward(Tensor input) => Logits(input, null);
+
+    /// <summary>Logits for <paramref name="inputIds"/>, reading and extending <paramref name="cache"/> when given.</summary>
+    internal Tensor Logits(Tensor inputIds, KeyValueCache? cache)
+    {
+        ArgumentNullException.ThrowIfNull(inputIds);
+        if (inputIds.dim() != 2)
+            throw new ArgumentException($"inputIds must be [batch, tokens], got shape [{string.Join(", ", inputIds.shape)}].", nameof(inputIds));
+        var past = cache?.Length ?? 0;
+        if (past + inputIds.shape[1] > Config.MaxSequenceLength)
+            throw new ArgumentException($"Sequence of {past + inputIds.shape[1]} tokens exceeds MaxSequenceLength {Config.MaxSequenceLength}.", nameof(inputIds));
+
+        using var scope = NewDisposeScope();
+        var hidden = _backbone.Forward(inputIds, cache, past);
+        var logits = _lmHead is null
+            ? nn.functional.linear(hidden, _backbone.EmbeddingWeight)
+            : _lmHead.forward(hidden);
+        return logits.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Creates an empty key/value cache for incremental decoding.</summary>
+    internal KeyValueCache CreateCache() => new(Config.NumLayers);
+
+    /// <summary>
+    /// Saves the model in TorchSharp's format: <c>model.bin</c> (weights) and a Hugging Face style <c>config.json</c>
+    /// in <paramref name="directory"/>, which is created when missing.
+    /// </summary>
+    /// <param name="directory">Target directory.</param>
+    public void SaveCheckpoint(string directory)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        Directory.CreateDirectory(directory);
+        File.WriteAllText(Path.Combine(directory, ConfigFileName), ToHuggingFaceConfigJson());
+        this.save(Path.Combine(directory, WeightsFileName));
+    }
+
+    /// <summary>Loads a model written by <see cref="SaveCheckpoint"/>.</summary>
+    /// <param name="directory">Directory holding <c>config.json</c> and <c>model.bin</c>.</param>
+    /// <returns>The model, on the CPU.</returns>
+    public static CausalLanguageModel LoadCheckpoint(string directory)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        var config = ReadConfig(directory);
+        var weights = Path.Combine(directory, WeightsFileName);
+        if (!File.Exists(weights))
+            throw new FileNotFoundException($"No TorchSharp weights '{WeightsFileName}' in '{directory}'.", weights);
+        var model = new CausalLanguageModel(config);
+        model.load(weights);
+        return model;
+    }
+
+    /// <summary>
+    /// Loads a Hugging Face checkpoint of the LLaMA/Qwen2/SmolLM architecture that the user downloaded:
+    /// <c>config.json</c> and one or more <c>*.safetensors</c> files in <paramref name="directory"/>.
+    /// </summary>
+    /// <param name="directory">The checkpoint directory.</param>
+    /// <returns>The model in float32 on the CPU.</returns>
+    /// <exception cref="InvalidDataException">A weight the architecture needs is missing from the files.</exception>
+    public static CausalLanguageModel FromHuggingFace(string directory)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        var config = ReadConfig(directory);
+        var files = Directory.GetFiles(directory, "*.safetensors");
+        if (files.Length == 0)
+            throw new FileNotFoundException($"No *.safetensors file in '{directory}'.");
+        Array.Sort(files, StringComparer.Ordinal);
+
+        var model = new CausalLanguageModel(config);
+        var loaded = new Dictionary<string, bool>(StringComparer.Ordinal);
+        foreach (var file in files)
+        {
+            // Non-strict: shards hold subsets, and files may carry buffers (rotary inv_freq) this model computes itself.
+            model.load_safetensors(file, strict: false, loadedParameters: loaded);
+        }
+
+        var missing = model.state_dict().Keys.Where(k => !loaded.TryGetValue(k, out var ok) || !ok).ToList();
+        if (missing.Count > 0)
+            throw new InvalidDataException($"Checkpoint '{directory}' lacks {missing.Count} weight(s) of the configured architecture, e.g. '{missing[0]}'.");
+        return model;
+    }
+
+    private static CausalLanguageModelConfig ReadConfig(string directory)
+    {
+        var path = Path.Combine(directory, ConfigFileName);
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"No '{ConfigFileName}' in '{directory}'.", path);
+        return CausalLanguageModelConfig.FromHuggingFaceConfig(File.ReadAllText(path));
+    }
+
+    /// <summary>The configuration in Hugging Face's <c>config.json</c> vocabulary (model_type llama or qwen2).</summary>
+    internal string ToHuggingFaceConfigJson() => JsonSerializer.Serialize(new Dictionary<string, object>
+    {
+        ["model_type"] = Config.AttentionBias ? "qwen2" : "llama",
+        ["vocab_size"] = Config.VocabSize,
+        ["hidden_size"] = Config.HiddenSize,
+        ["intermediate_size"] = Config.IntermediateSize,
+        ["num_hidden_layers"] = Config.NumLayers,
+        ["num_attention_heads"] = Config.NumHeads,
+        ["num_key_value_heads"] = Config.NumKeyValueHeads,
+        ["max_position_embeddings"] = Config.MaxSequenceLength,
+        ["rope_theta"] = Config.RopeTheta,
+        ["rms_norm_eps"] = Config.RmsNormEpsilon,
+        ["tie_word_embeddings"] = Config.TieWordEmbeddings,
+        ["attention_bias"] = Config.AttentionBias,
+        ["initializer_range"] = Config.InitializerRange,
+    });
+
+    /// <summary>Embedding, decoder layers and final norm: Hugging Face's <c>model.*</c> prefix.</summary>
+    private sealed class DecoderBackbone : nn.Module
+    {
+        protected override void RegisterComponents() { }
+
+        private readonly Embedding _embed;
+        private readonly ModuleList<DecoderLayer> _layers;
+        private readonly RmsNorm _norm;
+        private readonly CausalLanguageModelConfig _config;
+
+        public DecoderBackbone(CausalLanguageModelConfig config) : base(nameof(DecoderBackbone))
+        {
+            _config = config;
+            _embed = nn.Embedding(config.VocabSize, config.HiddenSize);
+            _layers = nn.ModuleList(Enumerable.Range(0, config.NumLayers).Select(_ => new DecoderLayer(config)).ToArray());
+            _norm = new RmsNorm(config.HiddenSize, config.RmsNormEpsilon);
+            register_module("embed_tokens", _embed);
+            register_module("layers", _layers);
+            register_module("norm", _norm);
+        }
+
+        public Tensor EmbeddingWeight => _embed.weight!;
+
+        public Tensor Forward(Tensor inputIds, KeyValueCache? cache, long past)
+        {
+            using var scope = NewDisposeScope();
+            var x = _embed.forward(inputIds);
+            var (cos, sin) = RotaryEmbedding.Angles(_config.HeadDim, past, inputIds.shape[1], _config.RopeTheta, x.dtype, x.device);
+            for (var i = 0; i < _layers.Count; i++)
+                x = _layers[i].Forward(x, cos, sin, cache, i);
+            return _norm.forward(x).MoveToOuterDisposeScope();
+        }
+    }
+}

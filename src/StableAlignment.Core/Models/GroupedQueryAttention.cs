@@ -1,0 +1,81 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace StableAlignment.Core.Models;
+
+/// <summary>
+/// Causal self-attention where query heads share key/value heads in consecutive groups
+/// (query head <c>h</c> reads key/value head <c>h / (H / Hkv)</c>, as in Hugging Face's <c>repeat_kv</c>).
+/// </summary>
+internal sealed class GroupedQueryAttention : nn.Module
+{
+    // Components are registered by explicit (Hugging Face) names in the constructor; the default
+    // reflection-based registration would add them a second time under the C# field names.
+    protected override void RegisterComponents() { }
+
+    private readonly Linear _q;
+    private readonly Linear _k;
+    private readonly Linear _v;
+    private readonly Linear _o;
+    private readonly CausalLanguageModelConfig _config;
+
+    public GroupedQueryAttention(CausalLanguageModelConfig config) : base(nameof(GroupedQueryAttention))
+    {
+        _config = config;
+        var d = config.HeadDim;
+        _q = nn.Linear(config.HiddenSize, config.NumHeads * d, hasBias: config.AttentionBias);
+        _k = nn.Linear(config.HiddenSize, config.NumKeyValueHeads * d, hasBias: config.AttentionBias);
+        _v = nn.Linear(config.HiddenSize, config.NumKeyValueHeads * d, hasBias: config.AttentionBias);
+        _o = nn.Linear(config.NumHeads * d, config.HiddenSize, hasBias: false);
+        register_module("q_proj", _q);
+        register_module("k_proj", _k);
+        register_module("v_proj", _v);
+        register_module("o_proj", _o);
+    }
+
+    /// <param name="x">Hidden states <c>[B, T, C]</c>.</param>
+    /// <param name="cos">Rotary cosines <c>[T, d]</c> for these positions.</param>
+    /// <param name="sin">Rotary sines <c>[T, d]</c>.</param>
+    /// <param name="cache">Key/value cache to read and extend, or null.</param>
+    /// <param name="layer">This layer's index in the cache.</param>
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, KeyValueCache? cache, int layer)
+    {
+        using var scope = NewDisposeScope();
+        long b = x.shape[0], t = x.shape[1], d = _config.HeadDim;
+        var q = _q.forward(x).view(b, t, _config.NumHeads, d).transpose(1, 2);
+        var k = _k.forward(x).view(b, t, _config.NumKeyValueHeads, d).transpose(1, 2);
+        var v = _v.forward(x).view(b, t, _config.NumKeyValueHeads, d).transpose(1, 2);
+        q = RotaryEmbedding.Apply(q, cos, sin);
+        k = RotaryEmbedding.Apply(k, cos, sin);
+
+        if (cache is not null) (k, v) = cache.Append(layer, k, v);
+        long total = k.shape[2];
+        var past = total - t;
+
+        var groups = _config.NumHeads / _config.NumKeyValueHeads;
+        if (groups > 1)
+        {
+            k = k.repeat_interleave(groups, 1);
+            v = v.repeat_interleave(groups, 1);
+        }
+
+        Tensor attended;
+        if (past == 0)
+        {
+            attended = nn.functional.scaled_dot_product_attention(q, k, v, is_casual: t > 1);
+        }
+        else if (t == 1)
+        {
+            attended = nn.functional.scaled_dot_product_attention(q, k, v);
+        }
+        else
+        {
+            // New query i sits at absolute position past + i and may see keys 0 .. past + i.
+            var mask = ones(t, total, dtype: ScalarType.Bool, device: x.device).tril(past);
+            attended = nn.functional.scaled_dot_product_attention(q, k, v, mask);
+        }
+
+        var merged = attended.transpose(1, 2).reshape(b, t, _config.NumHeads * d);
+        return _o.forward(merged).MoveToOuterDisposeScope();
+    }
+}
