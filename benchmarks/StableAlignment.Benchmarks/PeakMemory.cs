@@ -75,7 +75,7 @@ public sealed class PeakMemoryColumn : IColumn
     public UnitType UnitType => UnitType.Size;
 
     /// <inheritdoc />
-    public string Legend => "Peak growth of resident memory during one call (VmHWM), recorded in the benchmark's GlobalSetup";
+    public string Legend => "Peak growth of resident memory during one call after a warm-up call (VmHWM), so the logits and the previous gradient are already resident: what it shows is the extra memory";
 
     /// <inheritdoc />
     public string GetValue(Summary summary, BenchmarkCase benchmarkCase) =>
