@@ -1,0 +1,399 @@
+using System.Diagnostics;
+using System.Text.Json;
+using StableAlignment.Core.Data;
+using StableAlignment.Core.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace StableAlignment.Core.Training;
+
+/// <summary>
+/// Trains a <see cref="CausalLanguageModel"/> through a list of <see cref="TrainingStage"/>s (the paper's imitation,
+/// self-critic and realignment stages, or any ablation) with AdamW, a per-stage cosine schedule with warmup, gradient
+/// accumulation and clipping, a non-finite guard, periodic validation, metrics files and resumable checkpoints.
+/// </summary>
+/// <remarks>
+/// A checkpoint holds the model, the optimizer's moments and the position (stage, epoch, batch, steps); the learning
+/// rate is a pure function of the stage step, so that is the whole scheduler state. Resuming from a checkpoint reaches
+/// the same weights as an uninterrupted run, given batch sources that replay each epoch identically.
+/// </remarks>
+public sealed class StableAlignmentTrainer : IDisposable
+{
+    private const string OptimizerFileName = "optimizer.bin";
+    private const string StateFileName = "trainer-state.json";
+
+    private readonly CausalLanguageModel _model;
+    private readonly OptimizerHelper _optimizer;
+    private readonly Parameter[] _parameters;
+    private int _consecutiveNonFinite;
+
+    /// <summary>Creates a trainer for <paramref name="model"/>.</summary>
+    /// <param name="model">The model to train, on the device training should use.</param>
+    /// <param name="options">Optimisation settings; null for the defaults.</param>
+    public StableAlignmentTrainer(CausalLanguageModel model, TrainerOptions? options = null)
+    {
+        _model = model ?? throw new ArgumentNullException(nameof(model));
+        Options = (options ?? new TrainerOptions()).Validate();
+        _parameters = model.parameters().ToArray();
+        _optimizer = optim.AdamW(_parameters, Options.LearningRate, Options.Beta1, Options.Beta2, Options.Epsilon, Options.WeightDecay);
+        Device = _parameters[0].device;
+        if (Options.LossFactory is null && Options.LossBackend == PreferenceLossBackend.Cuda && Device.type != DeviceType.CUDA)
+            throw new ArgumentException("LossBackend Cuda needs the model on a CUDA device; use Auto or Reference on the CPU.", nameof(options));
+        ContrastiveLoss = CreateLoss(Options.Loss with { SftOnly = false });
+        SftLoss = CreateLoss(Options.Loss with { SftOnly = true });
+    }
+
+    /// <summary>The validated options.</summary>
+    public TrainerOptions Options { get; }
+
+    /// <summary>Where the run is; advanced by <see cref="Train"/>, restored by <see cref="LoadCheckpoint"/>.</summary>
+    public TrainingPosition Position { get; private set; } = TrainingPosition.Start;
+
+    private Device Device { get; }
+
+    internal IPreferenceLoss ContrastiveLoss { get; }
+
+    internal IPreferenceLoss SftLoss { get; }
+
+    private IPreferenceLoss LossFor(TrainingObjective objective) => objective == TrainingObjective.Sft ? SftLoss : ContrastiveLoss;
+
+    private IPreferenceLoss CreateLoss(ContrastivePreferenceOptions options)
+    {
+        if (Options.LossFactory is { } factory) return factory(options);
+        // The CUDA kernels plug in here once they implement IPreferenceLoss; until then Auto means the reference.
+        if (Options.LossBackend == PreferenceLossBackend.Cuda)
+            throw new NotSupportedException("The CUDA loss is not part of this build yet; set TrainerOptions.LossFactory to supply it.");
+        return new ContrastivePreferenceLoss(options);
+    }
+
+    /// <summary>
+    /// Runs the stages from <see cref="Position"/> to the end. Batches are moved to the model's device and disposed
+    /// after use. On cancellation a checkpoint is written (when a directory is configured) before
+    /// <see cref="OperationCanceledException"/> is thrown, so the run can resume from there.
+    /// </summary>
+    /// <param name="stages">The stages, in order (see <see cref="AlignmentStages.For"/>).</param>
+    /// <param name="progress">Receives an event per step, validation and stage end; called synchronously on the training thread.</param>
+    /// <param name="cancellationToken">Checked after every optimizer step.</param>
+    /// <returns>The run's summary.</returns>
+    /// <exception cref="TrainingDivergedException">Too many consecutive steps had a non-finite loss or gradient.</exception>
+    public TrainingReport Train(IReadOnlyList<TrainingStage> stages, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(stages);
+        if (stages.Count == 0) throw new ArgumentException("At least one stage is needed.", nameof(stages));
+        foreach (var stage in stages) (stage ?? throw new ArgumentException("A stage is null.", nameof(stages))).Validate();
+        if (Position.Stage > stages.Count)
+            throw new ArgumentException($"The trainer is positioned at stage {Position.Stage}, but only {stages.Count} stages were given.", nameof(stages));
+
+        using var log = Options.MetricsDirectory is null ? null : new TrainingMetricsLog(Options.MetricsDirectory);
+        var run = new RunRecorder(log, progress, Stopwatch.StartNew());
+        var stageReports = new List<StageReport>();
+        try
+        {
+            for (var s = Position.Stage; s < stages.Count; s++)
+                stageReports.Add(TrainStage(stages[s], s, run, cancellationToken));
+        }
+        finally
+        {
+            log?.WriteCurves(run.Steps, run.Validations);
+        }
+
+        var seconds = run.Clock.Elapsed.TotalSeconds;
+        return new TrainingReport(stageReports, Position.GlobalStep, run.Steps.Count(x => x.Skipped),
+            seconds > 0 ? run.Steps.Sum(x => x.Tokens) / seconds : 0, run.Steps, run.Validations);
+    }
+
+    private StageReport TrainStage(TrainingStage stage, int stageIndex, RunRecorder run, CancellationToken cancellationToken)
+    {
+        var batchesPerEpoch = stage.Train.Count ?? CountBatches(stage.Train);
+        if (batchesPerEpoch <= 0) throw new ArgumentException($"Stage '{stage.Name}' has no training batches.", nameof(stage));
+        var accumulation = Options.GradientAccumulationSteps;
+        var stepsPerEpoch = (batchesPerEpoch + accumulation - 1) / accumulation;
+        var totalSteps = stepsPerEpoch * stage.Epochs;
+        var loss = LossFor(stage.Objective);
+        var stepsBefore = run.Steps.Count;
+        if (Position.Stage != stageIndex) Position = new TrainingPosition(stageIndex, 0, 0, 0, Position.GlobalStep);
+
+        _model.train();
+        for (var epoch = Position.Epoch; epoch < stage.Epochs; epoch++)
+        {
+            var window = new StepWindow();
+            var batchIndex = 0;
+            foreach (var batch in stage.Train.Batches(epoch))
+            {
+                using (batch)
+                {
+                    // Resuming: batches before the saved position were already trained on.
+                    if (batchIndex++ < Position.NextBatch) continue;
+                    // The last window of an epoch may be short; scale its losses by its true size.
+                    var windowSize = Math.Min(accumulation, batchesPerEpoch - (batchIndex - 1 - window.Batches));
+                    AccumulateBatch(batch, loss, window, Math.Max(1, windowSize));
+                }
+
+                if (window.Batches == accumulation || batchIndex == batchesPerEpoch)
+                {
+                    FinishStep(stage, window, new TrainingPosition(stageIndex, epoch, batchIndex, Position.StageStep + 1, Position.GlobalStep + 1), totalSteps, run);
+                    window = new StepWindow();
+                    AfterStep(stage, totalSteps, run, cancellationToken);
+                }
+            }
+
+            if (window.Batches > 0)
+            {
+                // The source yielded more batches than its Count promised; close the window anyway.
+                FinishStep(stage, window, new TrainingPosition(stageIndex, epoch, batchIndex, Position.StageStep + 1, Position.GlobalStep + 1), totalSteps, run);
+                AfterStep(stage, totalSteps, run, cancellationToken);
+            }
+            Position = Position with { Epoch = epoch + 1, NextBatch = 0 };
+        }
+
+        var final = stage.Validation is null ? null : ValidateAndRecord(stage, run);
+        Position = new TrainingPosition(stageIndex + 1, 0, 0, 0, Position.GlobalStep);
+        if (Options.CheckpointDirectory is not null) SaveCheckpoint(Options.CheckpointDirectory);
+        var stageSteps = run.Steps.Skip(stepsBefore).ToList();
+        var report = new StageReport(stage.Name, stage.Objective, stageSteps.Count, stageSteps.Count(x => x.Skipped), final);
+        run.Progress?.Report(new TrainingProgress(TrainingEventKind.StageCompleted, stage.Name, totalSteps, null, final));
+        return report;
+    }
+
+    private void AfterStep(TrainingStage stage, int totalSteps, RunRecorder run, CancellationToken cancellationToken)
+    {
+        if (stage.Validation is not null && Options.ValidateEverySteps > 0 && Position.StageStep % Options.ValidateEverySteps == 0 && Position.StageStep < totalSteps)
+            ValidateAndRecord(stage, run);
+        if (Options.CheckpointDirectory is not null && Options.CheckpointEverySteps > 0 && Position.GlobalStep % Options.CheckpointEverySteps == 0)
+            SaveCheckpoint(Options.CheckpointDirectory);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            if (Options.CheckpointDirectory is not null) SaveCheckpoint(Options.CheckpointDirectory);
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+    }
+
+    /// <summary>Forward and backward of one batch; gradients add up in the parameters until the window closes.</summary>
+    private void AccumulateBatch(PreferenceBatch batch, IPreferenceLoss loss, StepWindow window, int windowSize)
+    {
+        using var scope = NewDisposeScope();
+        var inputIds = batch.InputIds.to(Device);
+        var logits = _model.forward(inputIds);
+        using var result = loss.Compute(logits, batch.Targets.to(Device), batch.Groups.to(Device), batch.Ratings.to(Device), batch.LossMask.to(Device));
+        var value = result.Loss.item<float>();
+        window.Batches++;
+        window.Tokens += batch.InputIds.numel() - batch.PaddingTokens;
+        if (!float.IsFinite(value))
+        {
+            // No backward: a NaN gradient would poison the whole window; the step is skipped instead.
+            window.NonFinite = true;
+            return;
+        }
+        (result.Loss / windowSize).backward();
+        window.LossSum += value;
+        window.SftSum += result.SftTerms.sum().item<float>();
+        window.RankingSum += result.RankingTerms.sum().item<float>();
+        window.Groups += result.SftTerms.shape[0];
+        window.Rankable += result.RankableGroups;
+        window.Correct += result.CorrectGroups;
+    }
+
+    private void FinishStep(TrainingStage stage, StepWindow window, TrainingPosition next, int totalSteps, RunRecorder run)
+    {
+        var lr = LearningRate(next.StageStep - 1, totalSteps);
+        double norm = double.NaN;
+        if (!window.NonFinite)
+        {
+            // clip_grad_norm_ returns the norm before clipping; a huge max norm only measures it.
+            norm = nn.utils.clip_grad_norm_(_parameters, Options.MaxGradientNorm > 0 ? Options.MaxGradientNorm : double.MaxValue);
+        }
+
+        var skipped = window.NonFinite || !double.IsFinite(norm);
+        if (skipped)
+        {
+            _consecutiveNonFinite++;
+        }
+        else
+        {
+            _consecutiveNonFinite = 0;
+            foreach (var group in _optimizer.ParamGroups) group.LearningRate = lr;
+            _optimizer.step();
+        }
+        _optimizer.zero_grad();
+        Position = next;
+
+        var n = Math.Max(1, window.Batches);
+        var metrics = new TrainingStepMetrics(stage.Name, next,
+            window.NonFinite ? double.NaN : window.LossSum / n,
+            window.Groups == 0 ? double.NaN : window.SftSum / window.Groups,
+            window.Groups == 0 ? double.NaN : window.RankingSum / window.Groups,
+            window.Rankable == 0 ? double.NaN : (double)window.Correct / window.Rankable,
+            lr, norm, skipped, window.Tokens, run.Clock.Elapsed.TotalSeconds);
+        run.Add(metrics, totalSteps);
+
+        if (_consecutiveNonFinite >= Options.MaxConsecutiveNonFiniteSteps)
+            throw new TrainingDivergedException(
+                $"Stage '{stage.Name}': {_consecutiveNonFinite} consecutive steps had a non-finite loss or gradient (last at global step {next.GlobalStep}); " +
+                "lower the learning rate or check the data.");
+    }
+
+    /// <summary>Linear warmup to the peak, then cosine decay to <see cref="TrainerOptions.MinLearningRateRatio"/> of it.</summary>
+    /// <param name="step">0-based optimizer step within the stage.</param>
+    /// <param name="totalSteps">Optimizer steps in the stage.</param>
+    internal double LearningRate(int step, int totalSteps)
+    {
+        var warmup = (int)Math.Ceiling(Options.WarmupRatio * totalSteps);
+        var peak = Options.LearningRate;
+        if (step < warmup) return peak * (step + 1) / warmup;
+        var decaySteps = Math.Max(1, totalSteps - warmup);
+        var progress = Math.Min(1.0, (double)(step - warmup) / decaySteps);
+        var floor = peak * Options.MinLearningRateRatio;
+        return floor + (peak - floor) * 0.5 * (1 + Math.Cos(Math.PI * progress));
+    }
+
+    private ValidationMetrics ValidateAndRecord(TrainingStage stage, RunRecorder run)
+    {
+        var metrics = Validate(stage.Validation!, stage.Objective, stage.Name);
+        run.Add(metrics, stage);
+        return metrics;
+    }
+
+    /// <summary>
+    /// Evaluates held-out batches without training: ranking accuracy, mean NLL of the best responses, mean ranking
+    /// term and mean loss under <paramref name="objective"/>, each averaged over groups.
+    /// </summary>
+    /// <param name="source">The held-out batches (epoch 0 is used).</param>
+    /// <param name="objective">The objective whose loss is reported.</param>
+    /// <param name="stageName">A label for the result.</param>
+    /// <returns>The figures.</returns>
+    public ValidationMetrics Validate(IPreferenceBatchSource source, TrainingObjective objective = TrainingObjective.Contrastive, string stageName = "validation")
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        var loss = LossFor(objective);
+        var wasTraining = _model.training;
+        _model.eval();
+        double sft = 0, ranking = 0, lossSum = 0;
+        int groups = 0, rankable = 0, correct = 0;
+        try
+        {
+            using var noGrad = no_grad();
+            foreach (var batch in source.Batches(0))
+            {
+                using (batch)
+                {
+                    using var scope = NewDisposeScope();
+                    var logits = _model.forward(batch.InputIds.to(Device));
+                    using var result = loss.Compute(logits, batch.Targets.to(Device), batch.Groups.to(Device), batch.Ratings.to(Device), batch.LossMask.to(Device));
+                    var g = (int)result.SftTerms.shape[0];
+                    sft += result.SftTerms.sum().item<float>();
+                    ranking += result.RankingTerms.sum().item<float>();
+                    lossSum += result.Loss.item<float>() * g;
+                    groups += g;
+                    rankable += result.RankableGroups;
+                    correct += result.CorrectGroups;
+                }
+            }
+        }
+        finally
+        {
+            if (wasTraining) _model.train();
+        }
+
+        if (groups == 0) throw new ArgumentException("The validation source yielded no groups.", nameof(source));
+        return new ValidationMetrics(stageName, Position.GlobalStep, rankable == 0 ? double.NaN : (double)correct / rankable,
+            sft / groups, ranking / groups, lossSum / groups, groups);
+    }
+
+    private static int CountBatches(IPreferenceBatchSource source)
+    {
+        var count = 0;
+        foreach (var batch in source.Batches(0))
+        {
+            batch.Dispose();
+            count++;
+        }
+        return count;
+    }
+
+    /// <summary>
+    /// Writes the model (TorchSharp format), the optimizer state and the position to <paramref name="directory"/>.
+    /// The files are written to a sibling folder first and swapped in, so a crash never leaves a half-written checkpoint.
+    /// </summary>
+    /// <param name="directory">The checkpoint directory.</param>
+    public void SaveCheckpoint(string directory)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        var full = Path.GetFullPath(directory).TrimEnd(Path.DirectorySeparatorChar);
+        var staging = full + ".tmp";
+        if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+        _model.SaveCheckpoint(staging);
+        _optimizer.save_state_dict(Path.Combine(staging, OptimizerFileName));
+        File.WriteAllText(Path.Combine(staging, StateFileName), JsonSerializer.Serialize(new CheckpointState(Position, _consecutiveNonFinite)));
+        if (Directory.Exists(full)) Directory.Delete(full, recursive: true);
+        Directory.Move(staging, full);
+    }
+
+    /// <summary>
+    /// Restores the model weights, the optimizer state and the position from a checkpoint written by
+    /// <see cref="SaveCheckpoint"/>; the next <see cref="Train"/> call continues from there with the same stages.
+    /// </summary>
+    /// <param name="directory">The checkpoint directory.</param>
+    public void LoadCheckpoint(string directory)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        var statePath = Path.Combine(directory, StateFileName);
+        if (!File.Exists(statePath)) throw new FileNotFoundException($"'{directory}' is not a trainer checkpoint: no {StateFileName}.", statePath);
+        var state = JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(statePath))
+                    ?? throw new InvalidDataException($"'{statePath}' is empty.");
+        using (var saved = CausalLanguageModel.LoadCheckpoint(directory))
+        {
+            if (saved.Config != _model.Config)
+                throw new InvalidDataException($"Checkpoint '{directory}' holds a model of another shape than the one being trained.");
+            using var noGrad = no_grad();
+            var target = _model.state_dict();
+            foreach (var (name, tensor) in saved.state_dict()) target[name].copy_(tensor);
+        }
+        _optimizer.load_state_dict(Path.Combine(directory, OptimizerFileName));
+        Position = state.Position;
+        _consecutiveNonFinite = state.ConsecutiveNonFinite;
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _optimizer.Dispose();
+        (ContrastiveLoss as IDisposable)?.Dispose();
+        (SftLoss as IDisposable)?.Dispose();
+    }
+
+    private sealed record CheckpointState(TrainingPosition Position, int ConsecutiveNonFinite);
+
+    /// <summary>Sums over the batches of one optimizer step.</summary>
+    private sealed class StepWindow
+    {
+        public int Batches;
+        public bool NonFinite;
+        public double LossSum, SftSum, RankingSum;
+        public long Groups, Tokens;
+        public int Rankable, Correct;
+    }
+
+    /// <summary>Collects the run's metrics and forwards them to the log and the progress sink.</summary>
+    private sealed class RunRecorder(TrainingMetricsLog? log, IProgress<TrainingProgress>? progress, Stopwatch clock)
+    {
+        public List<TrainingStepMetrics> Steps { get; } = [];
+        public List<ValidationMetrics> Validations { get; } = [];
+        public IProgress<TrainingProgress>? Progress => progress;
+        public Stopwatch Clock => clock;
+
+        public void Add(TrainingStepMetrics step, int stageSteps)
+        {
+            Steps.Add(step);
+            log?.Add(step);
+            progress?.Report(new TrainingProgress(TrainingEventKind.Step, step.StageName, stageSteps, step, null));
+        }
+
+        public void Add(ValidationMetrics validation, TrainingStage stage)
+        {
+            Validations.Add(validation);
+            log?.Add(validation);
+            progress?.Report(new TrainingProgress(TrainingEventKind.Validation, stage.Name, 0, null, validation));
+        }
+    }
+}

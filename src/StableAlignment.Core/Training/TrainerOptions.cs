@@ -1,0 +1,117 @@
+namespace StableAlignment.Core.Training;
+
+/// <summary>Which implementation of the contrastive preference loss the trainer uses.</summary>
+public enum PreferenceLossBackend
+{
+    /// <summary>The CUDA kernels when the model is on a CUDA device and they are available, the reference otherwise.</summary>
+    Auto,
+
+    /// <summary>The TorchSharp reference (<see cref="ContrastivePreferenceLoss"/>), on any device.</summary>
+    Reference,
+
+    /// <summary>The hand-written CUDA kernels; needs a CUDA device.</summary>
+    Cuda,
+}
+
+/// <summary>
+/// Optimisation settings of <see cref="StableAlignmentTrainer"/>. The reference trains LLaMA-7B at lr 2e-5, cosine
+/// schedule, 3% warmup, no weight decay, accumulation 8 with one query per step; these defaults keep the schedule and
+/// scale the rest to a tiny model whose batches already hold many queries.
+/// </summary>
+public sealed record TrainerOptions
+{
+    /// <summary>Peak learning rate of AdamW. Default 1e-3 (tiny models train at far higher rates than 7B ones).</summary>
+    public double LearningRate { get; init; } = 1e-3;
+
+    /// <summary>Share of each stage's optimizer steps spent warming up linearly from 0. Default 0.03.</summary>
+    public double WarmupRatio { get; init; } = 0.03;
+
+    /// <summary>Learning rate at the end of the cosine decay, as a fraction of the peak. Default 0.</summary>
+    public double MinLearningRateRatio { get; init; }
+
+    /// <summary>AdamW decoupled weight decay. Default 0 (the reference).</summary>
+    public double WeightDecay { get; init; }
+
+    /// <summary>AdamW beta1. Default 0.9.</summary>
+    public double Beta1 { get; init; } = 0.9;
+
+    /// <summary>AdamW beta2. Default 0.999.</summary>
+    public double Beta2 { get; init; } = 0.999;
+
+    /// <summary>AdamW epsilon. Default 1e-8.</summary>
+    public double Epsilon { get; init; } = 1e-8;
+
+    /// <summary>Batches whose gradients are summed before one optimizer step. Default 1.</summary>
+    public int GradientAccumulationSteps { get; init; } = 1;
+
+    /// <summary>Global gradient-norm clipping threshold; 0 disables clipping (the norm is still checked). Default 1.</summary>
+    public double MaxGradientNorm { get; init; } = 1.0;
+
+    /// <summary>Options of the contrastive objective; SFT stages use the same options in SFT-only mode.</summary>
+    public ContrastivePreferenceOptions Loss { get; init; } = new();
+
+    /// <summary>Which loss implementation to use. Default <see cref="PreferenceLossBackend.Auto"/>.</summary>
+    public PreferenceLossBackend LossBackend { get; init; } = PreferenceLossBackend.Auto;
+
+    /// <summary>Overrides <see cref="LossBackend"/>: builds the loss from the (stage-adjusted) options.</summary>
+    public Func<ContrastivePreferenceOptions, IPreferenceLoss>? LossFactory { get; init; }
+
+    /// <summary>Validate every this many optimizer steps (and at each stage's end); 0 validates only at stage ends. Default 50.</summary>
+    public int ValidateEverySteps { get; init; } = 50;
+
+    /// <summary>Consecutive skipped (non-finite) steps after which the run stops with <see cref="TrainingDivergedException"/>. Default 5.</summary>
+    public int MaxConsecutiveNonFiniteSteps { get; init; } = 5;
+
+    /// <summary>Where checkpoints go; null disables checkpointing.</summary>
+    public string? CheckpointDirectory { get; init; }
+
+    /// <summary>Write a checkpoint every this many optimizer steps (and at each stage's end, and on cancellation); 0: only those. Default 0.</summary>
+    public int CheckpointEverySteps { get; init; }
+
+    /// <summary>Where metrics (JSON Lines, CSV) and PNG curves go; null keeps them in memory only.</summary>
+    public string? MetricsDirectory { get; init; }
+
+    /// <summary>Checks every option and throws <see cref="ArgumentException"/> naming the first invalid one.</summary>
+    /// <returns>This instance, for chaining.</returns>
+    public TrainerOptions Validate()
+    {
+        static void Check(bool ok, string name, object value, string rule)
+        {
+            if (!ok) throw new ArgumentException($"{name} {rule}, got {value}.", name);
+        }
+
+        Check(double.IsFinite(LearningRate) && LearningRate > 0, nameof(LearningRate), LearningRate, "must be a positive finite number");
+        Check(WarmupRatio is >= 0 and < 1, nameof(WarmupRatio), WarmupRatio, "must be in [0, 1)");
+        Check(MinLearningRateRatio is >= 0 and <= 1, nameof(MinLearningRateRatio), MinLearningRateRatio, "must be in [0, 1]");
+        Check(double.IsFinite(WeightDecay) && WeightDecay >= 0, nameof(WeightDecay), WeightDecay, "must be a non-negative finite number");
+        Check(Beta1 is >= 0 and < 1, nameof(Beta1), Beta1, "must be in [0, 1)");
+        Check(Beta2 is >= 0 and < 1, nameof(Beta2), Beta2, "must be in [0, 1)");
+        Check(double.IsFinite(Epsilon) && Epsilon > 0, nameof(Epsilon), Epsilon, "must be a positive finite number");
+        Check(GradientAccumulationSteps > 0, nameof(GradientAccumulationSteps), GradientAccumulationSteps, "must be positive");
+        Check(double.IsFinite(MaxGradientNorm) && MaxGradientNorm >= 0, nameof(MaxGradientNorm), MaxGradientNorm, "must be a non-negative finite number");
+        Check(Loss is not null, nameof(Loss), "null", "must be set");
+        Loss!.Validate();
+        Check(Enum.IsDefined(LossBackend), nameof(LossBackend), LossBackend, "must be a defined backend");
+        Check(ValidateEverySteps >= 0, nameof(ValidateEverySteps), ValidateEverySteps, "must be non-negative");
+        Check(MaxConsecutiveNonFiniteSteps > 0, nameof(MaxConsecutiveNonFiniteSteps), MaxConsecutiveNonFiniteSteps, "must be positive");
+        Check(CheckpointEverySteps >= 0, nameof(CheckpointEverySteps), CheckpointEverySteps, "must be non-negative");
+        Check(CheckpointEverySteps == 0 || CheckpointDirectory is not null, nameof(CheckpointEverySteps), CheckpointEverySteps, "needs a CheckpointDirectory");
+        return this;
+    }
+}
+
+/// <summary>Thrown when too many consecutive steps had a non-finite loss or gradient.</summary>
+public sealed class TrainingDivergedException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public TrainingDivergedException() { }
+
+    /// <summary>Creates the exception with a message.</summary>
+    /// <param name="message">What happened.</param>
+    public TrainingDivergedException(string message) : base(message) { }
+
+    /// <summary>Creates the exception with a message and cause.</summary>
+    /// <param name="message">What happened.</param>
+    /// <param name="innerException">The cause.</param>
+    public TrainingDivergedException(string message, Exception innerException) : base(message, innerException) { }
+}
