@@ -173,9 +173,7 @@ public sealed class StableAlignmentTrainer : IDisposable
     private void AccumulateBatch(PreferenceBatch batch, IPreferenceLoss loss, StepWindow window, int windowSize)
     {
         using var scope = NewDisposeScope();
-        var inputIds = batch.InputIds.to(Device);
-        var logits = _model.forward(inputIds);
-        using var result = loss.Compute(logits, batch.Targets.to(Device), batch.Groups.to(Device), batch.Ratings.to(Device), batch.LossMask.to(Device));
+        using var result = Evaluate(batch, loss);
         var value = result.Loss.item<float>();
         window.Batches++;
         window.Tokens += batch.InputIds.numel() - batch.PaddingTokens;
@@ -193,6 +191,10 @@ public sealed class StableAlignmentTrainer : IDisposable
         window.Rankable += result.RankableGroups;
         window.Correct += result.CorrectGroups;
     }
+
+    /// <summary>The model's forward pass on one batch (moved to the model's device) and the loss on its logits.</summary>
+    private PreferenceLossResult Evaluate(PreferenceBatch batch, IPreferenceLoss loss) =>
+        loss.Compute(_model.forward(batch.InputIds.to(Device)), batch.Targets.to(Device), batch.Groups.to(Device), batch.Ratings.to(Device), batch.LossMask.to(Device));
 
     private void FinishStep(TrainingStage stage, StepWindow window, TrainingPosition next, int totalSteps, RunRecorder run)
     {
@@ -278,8 +280,7 @@ public sealed class StableAlignmentTrainer : IDisposable
                 using (batch)
                 {
                     using var scope = NewDisposeScope();
-                    var logits = _model.forward(batch.InputIds.to(Device));
-                    using var result = loss.Compute(logits, batch.Targets.to(Device), batch.Groups.to(Device), batch.Ratings.to(Device), batch.LossMask.to(Device));
+                    using var result = Evaluate(batch, loss);
                     var g = (int)result.SftTerms.shape[0];
                     sft += result.SftTerms.sum().item<float>();
                     ranking += result.RankingTerms.sum().item<float>();

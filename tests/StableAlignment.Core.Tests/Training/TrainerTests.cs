@@ -23,9 +23,9 @@ public class TrainerTests
     {
         using var model = new CausalLanguageModel(Tiny, seed: 1);
         using var trainer = new StableAlignmentTrainer(model, Fast with { ValidateEverySteps = 20 });
-        var validation = new TrainerTestSource(tag: 1, batches: 2, groups: 4, seed: 99);
+        var validation = new SyntheticPreferenceSource(tag: 1, batches: 2, groups: 4, seed: 99);
         var before = trainer.Validate(validation);
-        var report = trainer.Train([new TrainingStage { Name = "imitation", Train = new TrainerTestSource(1, batches: 20, groups: 4), Epochs = 3, Validation = validation }]);
+        var report = trainer.Train([new TrainingStage { Name = "imitation", Train = new SyntheticPreferenceSource(1, batches: 20, groups: 4), Epochs = 3, Validation = validation }]);
 
         Assert.Equal(60, report.GlobalSteps);
         var first = report.Steps.Take(5).Average(s => s.Loss);
@@ -48,7 +48,7 @@ public class TrainerTests
         var calls = new List<(long Tag, bool SftOnly)>();
         using var trainer = new StableAlignmentTrainer(model, Fast with { LossFactory = o => new RecordingLoss(new ContrastivePreferenceLoss(o), calls) });
         var stages = AlignmentStages.For(recipe,
-            new TaggingSource(new TrainerTestSource(1, 2)), new TaggingSource(new TrainerTestSource(2, 3)), new TaggingSource(new TrainerTestSource(3, 2)));
+            new TaggingSource(new SyntheticPreferenceSource(1, 2)), new TaggingSource(new SyntheticPreferenceSource(2, 3)), new TaggingSource(new SyntheticPreferenceSource(3, 2)));
         var report = trainer.Train(stages);
 
         // Collapse the calls into runs of (tag, objective): one run per stage, in order.
@@ -72,8 +72,8 @@ public class TrainerTests
         // Odd batch counts with accumulation 2 leave a short window at each epoch's end.
         static IReadOnlyList<TrainingStage> Stages() =>
         [
-            new() { Name = "imitation", Train = new TrainerTestSource(1, 5), Epochs = 2, Validation = new TrainerTestSource(1, 1, seed: 7) },
-            new() { Name = "self-critic", Train = new TrainerTestSource(2, 3), Objective = TrainingObjective.Sft },
+            new() { Name = "imitation", Train = new SyntheticPreferenceSource(1, 5), Epochs = 2, Validation = new SyntheticPreferenceSource(1, 1, seed: 7) },
+            new() { Name = "self-critic", Train = new SyntheticPreferenceSource(2, 3), Objective = TrainingObjective.Sft },
         ];
         var options = Fast with { GradientAccumulationSteps = 2, ValidateEverySteps = 2 };
 
@@ -120,9 +120,9 @@ public class TrainerTests
         Dictionary<string, Tensor>? beforePoison = null;
         var stages = new TrainingStage[]
         {
-            new() { Name = "clean", Train = new TaggingSource(new TrainerTestSource(1, 2)) },
-            new() { Name = "poisoned", Train = new TaggingSource(new TrainerTestSource(9, 1)) },
-            new() { Name = "clean again", Train = new TaggingSource(new TrainerTestSource(1, 2)) },
+            new() { Name = "clean", Train = new TaggingSource(new SyntheticPreferenceSource(1, 2)) },
+            new() { Name = "poisoned", Train = new TaggingSource(new SyntheticPreferenceSource(9, 1)) },
+            new() { Name = "clean again", Train = new TaggingSource(new SyntheticPreferenceSource(1, 2)) },
         };
         var snapshot = new SyncProgress(p =>
         {
@@ -153,7 +153,7 @@ public class TrainerTests
         using var model = new CausalLanguageModel(Tiny, seed: 5);
         var options = Fast with { MaxConsecutiveNonFiniteSteps = 3, LossFactory = o => new RecordingLoss(new ContrastivePreferenceLoss(o), [], _ => true) };
         using var trainer = new StableAlignmentTrainer(model, options);
-        var ex = Assert.Throws<TrainingDivergedException>(() => trainer.Train([new TrainingStage { Name = "bad", Train = new TaggingSource(new TrainerTestSource(1, 10)) }]));
+        var ex = Assert.Throws<TrainingDivergedException>(() => trainer.Train([new TrainingStage { Name = "bad", Train = new TaggingSource(new SyntheticPreferenceSource(1, 10)) }]));
         Assert.Contains("3 consecutive", ex.Message, StringComparison.Ordinal);
         Assert.Contains("'bad'", ex.Message, StringComparison.Ordinal);
         Assert.Equal(3, trainer.Position.GlobalStep);
@@ -180,7 +180,7 @@ public class TrainerTests
         {
             using var model = new CausalLanguageModel(Tiny, seed: 7);
             using var trainer = new StableAlignmentTrainer(model, Fast with { MetricsDirectory = dir, ValidateEverySteps = 2 });
-            var report = trainer.Train([new TrainingStage { Name = "imitation", Train = new TrainerTestSource(1, 5), Validation = new TrainerTestSource(1, 1, seed: 3) }]);
+            var report = trainer.Train([new TrainingStage { Name = "imitation", Train = new SyntheticPreferenceSource(1, 5), Validation = new SyntheticPreferenceSource(1, 1, seed: 3) }]);
 
             var train = File.ReadAllLines(Path.Combine(dir, "train.csv"));
             var validation = File.ReadAllLines(Path.Combine(dir, "validation.csv"));
@@ -202,7 +202,7 @@ public class TrainerTests
     {
         Assert.Equal("GradientAccumulationSteps", Assert.Throws<ArgumentException>(() => new TrainerOptions { GradientAccumulationSteps = 0 }.Validate()).ParamName);
         Assert.Equal("CheckpointEverySteps", Assert.Throws<ArgumentException>(() => new TrainerOptions { CheckpointEverySteps = 5 }.Validate()).ParamName);
-        Assert.Equal("selfCritic", Assert.Throws<ArgumentException>(() => AlignmentStages.For(AlignmentRecipe.ImitationSelfCritic, new TrainerTestSource(1, 1))).ParamName);
+        Assert.Equal("selfCritic", Assert.Throws<ArgumentException>(() => AlignmentStages.For(AlignmentRecipe.ImitationSelfCritic, new SyntheticPreferenceSource(1, 1))).ParamName);
         using var model = new CausalLanguageModel(Tiny, seed: 8);
         Assert.Throws<ArgumentException>(() => new StableAlignmentTrainer(model, new TrainerOptions { LossBackend = PreferenceLossBackend.Cuda }));
     }
