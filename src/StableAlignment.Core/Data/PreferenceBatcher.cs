@@ -34,40 +34,49 @@ public sealed class PreferenceBatcher
         _rows = new Row[n][];
         long skipped = 0, truncatedResponses = 0;
         int done = 0;
-        Parallel.For(0, n, new ParallelOptions { CancellationToken = cancellationToken }, g =>
+        try
         {
-            var r = records[g];
-            _queries[g] = r.Query;
-            _promptTokens[g] = [.. tokenizer.EncodeToIds(r.Query)];
-            var rows = new List<Row>(r.Responses.Count);
-            for (int i = 0; i < r.Responses.Count; i++)
+            Parallel.For(0, n, new ParallelOptions { CancellationToken = cancellationToken }, g =>
             {
-                int[] tokens = [.. tokenizer.EncodeToIds(r.Responses[i])];
-                if (tokens.Length == 0)
-                    continue; // nothing to learn; cannot happen for the non-empty responses records require
-                if (tokens.Length > options.MaxLength - 1)
+                var r = records[g];
+                _queries[g] = r.Query;
+                _promptTokens[g] = [.. tokenizer.EncodeToIds(r.Query)];
+                var rows = new List<Row>(r.Responses.Count);
+                for (int i = 0; i < r.Responses.Count; i++)
                 {
-                    switch (options.OverlongResponse)
+                    int[] tokens = [.. tokenizer.EncodeToIds(r.Responses[i])];
+                    if (tokens.Length == 0)
+                        continue; // nothing to learn; cannot happen for the non-empty responses records require
+                    if (tokens.Length > options.MaxLength - 1)
                     {
-                        case OverlongResponsePolicy.Skip:
-                            Interlocked.Increment(ref skipped);
-                            continue;
-                        case OverlongResponsePolicy.Truncate:
-                            Interlocked.Increment(ref truncatedResponses);
-                            tokens = tokens[..(options.MaxLength - 1)];
-                            break;
-                        default:
-                            throw new InvalidOperationException(
-                                $"Response {i} of record {g} has {tokens.Length} tokens, more than MaxLength - 1 = {options.MaxLength - 1}.");
+                        switch (options.OverlongResponse)
+                        {
+                            case OverlongResponsePolicy.Skip:
+                                Interlocked.Increment(ref skipped);
+                                continue;
+                            case OverlongResponsePolicy.Truncate:
+                                Interlocked.Increment(ref truncatedResponses);
+                                tokens = tokens[..(options.MaxLength - 1)];
+                                break;
+                            default:
+                                throw new InvalidOperationException(
+                                    $"Response {i} of record {g} (query \"{Excerpt(r.Query)}\") has {tokens.Length} tokens, more than " +
+                                    $"MaxLength - 1 = {options.MaxLength - 1}; raise MaxLength or choose OverlongResponsePolicy.Skip or Truncate.");
+                        }
                     }
+                    rows.Add(new Row(tokens, (float)r.Scores[i]));
                 }
-                rows.Add(new Row(tokens, (float)r.Scores[i]));
-            }
-            _rows[g] = [.. rows];
-            int d = Interlocked.Increment(ref done);
-            if ((d & 1023) == 0)
-                progress?.Report(d);
-        });
+                _rows[g] = [.. rows];
+                int d = Interlocked.Increment(ref done);
+                if ((d & 1023) == 0)
+                    progress?.Report(d);
+            });
+        }
+        catch (AggregateException ex)
+        {
+            // Surface the caller's own error (for example the overlong-response refusal), not the parallel wrapper.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(ex.Flatten().InnerExceptions[0]);
+        }
         progress?.Report(n);
         SkippedResponses = skipped;
         TruncatedResponses = truncatedResponses;
@@ -257,6 +266,8 @@ public sealed class PreferenceBatcher
             PaddingTokens = padding,
         };
     }
+
+    private static string Excerpt(string text) => text.Length <= 60 ? text : string.Concat(text.AsSpan(0, 57), "...");
 
     private static int? EndOfTextId(Tokenizer tokenizer) =>
         tokenizer is TiktokenTokenizer tk && tk.SpecialTokens is { } special && special.TryGetValue("<|endoftext|>", out int id) ? id : null;
