@@ -6,7 +6,7 @@ namespace StableAlignment.Core.Tests.Data;
 
 public class PreferenceBatcherTests
 {
-    private static readonly Tokenizer Gpt2 = TiktokenTokenizer.CreateForModel("gpt2");
+    internal static readonly Tokenizer Gpt2 = TiktokenTokenizer.CreateForModel("gpt2");
     private const long Ignore = -100;
 
     private static AlignmentDataset RandomDataset(int queries, int seed)
@@ -26,7 +26,7 @@ public class PreferenceBatcherTests
 
     // The oracle: tokenize query and response directly, cut the query from the left to fit, and derive every tensor
     // entry of the row with plain loops.
-    private static void AssertRowMatches(PreferenceBatch batch, int n, string query, string response, double rating, int maxLength, int padId)
+    internal static void AssertRowMatches(PreferenceBatch batch, int n, string query, string response, double rating, int maxLength, int padId)
     {
         var q = Gpt2.EncodeToIds(query).ToArray();
         var r = Gpt2.EncodeToIds(response).ToArray();
