@@ -7,8 +7,8 @@ namespace StableAlignment.Core.Data;
 public sealed class AlignmentRecord
 {
     /// <summary>Creates a record; the three lists must have the same length.</summary>
-    /// <param name="query">The rendered prompt (non-empty).</param>
-    /// <param name="responses">The responses (each non-empty).</param>
+    /// <param name="query">The rendered prompt (not blank).</param>
+    /// <param name="responses">The responses (none blank).</param>
     /// <param name="scores">The rating of each response.</param>
     /// <param name="models">The model of each response (empty strings when unknown).</param>
     /// <exception cref="ArgumentException">The lists differ in length, or the query or a response is empty.</exception>
@@ -18,7 +18,7 @@ public sealed class AlignmentRecord
         ArgumentNullException.ThrowIfNull(responses);
         ArgumentNullException.ThrowIfNull(scores);
         ArgumentNullException.ThrowIfNull(models);
-        if (query.Length == 0)
+        if (string.IsNullOrWhiteSpace(query))
             throw new ArgumentException("The query is empty.", nameof(query));
         if (scores.Count != responses.Count)
             throw new ArgumentException($"{responses.Count} responses but {scores.Count} scores.", nameof(scores));
@@ -26,7 +26,7 @@ public sealed class AlignmentRecord
             throw new ArgumentException($"{responses.Count} responses but {models.Count} models.", nameof(models));
         for (int i = 0; i < responses.Count; i++)
         {
-            if (string.IsNullOrEmpty(responses[i]))
+            if (string.IsNullOrWhiteSpace(responses[i]))
                 throw new ArgumentException($"Response {i} is empty.", nameof(responses));
         }
         Query = query;
