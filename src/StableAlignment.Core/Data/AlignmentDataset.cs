@@ -225,6 +225,8 @@ public sealed class AlignmentDataset
     /// Tokenizes every query and response once and returns a batcher that cuts padded <see cref="PreferenceBatch"/>es
     /// from them, epoch by epoch.
     /// </summary>
+    /// <remarks>Records are tokenized on several threads; Microsoft.ML.Tokenizers tokenizers are safe for that, and a
+    /// custom <see cref="Tokenizer"/> must be too.</remarks>
     /// <param name="tokenizer">The tokenizer; GPT-2 BPE (offline) when <see langword="null"/>.</param>
     /// <param name="options">Batching options; defaults when <see langword="null"/>.</param>
     /// <param name="progress">Receives the number of records tokenized so far.</param>
