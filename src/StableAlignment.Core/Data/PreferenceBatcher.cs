@@ -110,21 +110,11 @@ public sealed class PreferenceBatcher
     /// <summary>The responses kept after tokenization (each can appear in a batch).</summary>
     public long ResponseCount => _rows.Sum(r => (long)r.Length);
 
-    /// <summary>The tokens (prompt, then response) and prompt length of one row, after truncation.</summary>
-    internal (int[] Tokens, int PromptLength) RowTokens(RowRef row)
-    {
-        var response = _rows[row.Group][row.Response].Tokens;
-        var prompt = _promptTokens[row.Group];
-        int keep = Math.Min(prompt.Length, _options.MaxLength - response.Length);
-        var tokens = new int[keep + response.Length];
-        prompt.AsSpan(prompt.Length - keep).CopyTo(tokens);
-        response.CopyTo(tokens.AsSpan(keep));
-        return (tokens, keep);
-    }
+    // Prompt tokens kept in front of a response: all of them when they fit, else the last ones (cut from the left).
+    private int KeptPrompt(RowRef row) =>
+        Math.Min(_promptTokens[row.Group].Length, _options.MaxLength - _rows[row.Group][row.Response].Tokens.Length);
 
-    private int RowLength(RowRef row) =>
-        Math.Min(_promptTokens[row.Group].Length, _options.MaxLength - _rows[row.Group][row.Response].Tokens.Length)
-        + _rows[row.Group][row.Response].Tokens.Length;
+    private int RowLength(RowRef row) => KeptPrompt(row) + _rows[row.Group][row.Response].Tokens.Length;
 
     /// <summary>
     /// The batches of one epoch as lists of groups, each a list of rows. Deterministic in (seed, epoch).
@@ -217,42 +207,47 @@ public sealed class PreferenceBatcher
 
     internal PreferenceBatch Build(List<List<RowRef>> plan)
     {
-        var rows = new List<(int[] Tokens, int PromptLength, int Group, float Rating)>();
-        var queries = new List<string>(plan.Count);
-        for (int g = 0; g < plan.Count; g++)
+        int n = 0, t = 0;
+        foreach (var group in plan)
         {
-            queries.Add(_queries[plan[g][0].Group]);
-            foreach (var r in plan[g])
+            foreach (var r in group)
             {
-                var (tokens, promptLength) = RowTokens(r);
-                rows.Add((tokens, promptLength, g, _rows[r.Group][r.Response].Rating));
+                n++;
+                t = Math.Max(t, RowLength(r));
             }
         }
-        int n = rows.Count;
-        int t = rows.Max(r => r.Tokens.Length);
         var ids = new long[n * t];
         var targets = new long[n * t];
         var mask = new bool[n * t];
         var groupIds = new long[n];
         var ratings = new float[n];
+        var queries = new List<string>(plan.Count);
         Array.Fill(ids, _padId);
         Array.Fill(targets, _options.IgnoreIndex);
         long padding = 0;
-        for (int i = 0; i < n; i++)
+        int i = 0;
+        for (int g = 0; g < plan.Count; g++)
         {
-            var (tokens, p, g, rating) = rows[i];
-            int o = i * t;
-            for (int k = 0; k < tokens.Length; k++)
-                ids[o + k] = tokens[k];
-            // Logits at position k predict token k + 1; only response tokens (index >= p) are targets.
-            for (int k = p - 1; k < tokens.Length - 1; k++)
+            queries.Add(_queries[plan[g][0].Group]);
+            foreach (var r in plan[g])
             {
-                targets[o + k] = tokens[k + 1];
-                mask[o + k] = true;
+                var prompt = _promptTokens[r.Group];
+                var row = _rows[r.Group][r.Response];
+                int p = KeptPrompt(r), length = p + row.Tokens.Length, o = i * t;
+                for (int k = 0; k < p; k++)
+                    ids[o + k] = prompt[prompt.Length - p + k];
+                for (int k = 0; k < row.Tokens.Length; k++)
+                {
+                    ids[o + p + k] = row.Tokens[k];
+                    // Logits at position j predict token j + 1: response token k is the target at p + k - 1.
+                    targets[o + p + k - 1] = row.Tokens[k];
+                    mask[o + p + k - 1] = true;
+                }
+                groupIds[i] = g;
+                ratings[i] = row.Rating;
+                padding += t - length;
+                i++;
             }
-            groupIds[i] = g;
-            ratings[i] = rating;
-            padding += t - tokens.Length;
         }
         var shape = new long[] { n, t };
         return new PreferenceBatch
