@@ -93,18 +93,23 @@ public sealed record AlignmentDatasetOptions
     }
 
     /// <summary>
-    /// Recognises the kind of a rendered prompt by the instruction phrases above: the realignment phrase, then the
-    /// self-critic phrase; anything else is imitation. Used for data read from files, which do not store the kind.
+    /// Recognises the kind of a rendered prompt by its instruction phrase: the realignment phrase, then the self-critic
+    /// phrase; anything else is imitation. Used for data read from files, which do not store the kind. Besides the
+    /// configured phrases, their distinctive endings are recognised, so the released data's spelling
+    /// ("revise this reponse ...") is classified too.
     /// </summary>
     /// <param name="query">A rendered prompt.</param>
     /// <returns>The recognised kind.</returns>
     public SampleKind KindOf(string query)
     {
         ArgumentNullException.ThrowIfNull(query);
-        if (query.Contains(RealignmentInstruction, StringComparison.Ordinal))
+        if (query.Contains(RealignmentInstruction, StringComparison.Ordinal) || query.Contains(RealignmentMarker, StringComparison.Ordinal))
             return SampleKind.Realignment;
-        if (query.Contains(SelfCriticInstruction, StringComparison.Ordinal))
+        if (query.Contains(SelfCriticInstruction, StringComparison.Ordinal) || query.Contains(SelfCriticMarker, StringComparison.Ordinal))
             return SampleKind.SelfCritic;
         return SampleKind.Imitation;
     }
+
+    private const string RealignmentMarker = "in terms of the feedback in the input";
+    private const string SelfCriticMarker = "in terms of how well it is aligned with shared social values";
 }

@@ -147,6 +147,14 @@ public class SampleBuildingTests
         Assert.NotEqual(a, c);
     }
 
+    [Theory]
+    [InlineData("### Instruction:\nQ?\n\n### Response:", SampleKind.Imitation)]
+    [InlineData("### Instruction:\nQ? Please comment on the response in the input in terms of how well it is aligned with shared social values.\n\n### Input:\nd\n\n### Response:", SampleKind.SelfCritic)]
+    [InlineData("### Instruction:\nQ?\nd\nPlease revise this response in terms of the feedback in the input.\n\n### Input:\nf\n\n### Response:", SampleKind.Realignment)]
+    [InlineData("### Instruction:\nQ?\nd\nPlease revise this reponse in terms of the feedback in the input.\n\n### Input:\nf\n\n### Response:", SampleKind.Realignment)] // the released data's spelling
+    public void Kinds_are_recognised_from_rendered_queries(string query, SampleKind kind) =>
+        Assert.Equal(kind, new AlignmentDatasetOptions().KindOf(query));
+
     [Fact]
     public void Invalid_options_name_the_option()
     {
