@@ -164,7 +164,12 @@ public sealed class PreferenceBatcher
         }
         var batches = new List<List<List<RowRef>>>();
         for (int i = 0; i < order.Length; i += _options.GroupsPerBatch)
-            batches.Add([.. order.Skip(i).Take(_options.GroupsPerBatch).Select(k => groups[k])]);
+        {
+            var batch = new List<List<RowRef>>(_options.GroupsPerBatch);
+            foreach (int k in order.AsSpan(i, Math.Min(_options.GroupsPerBatch, order.Length - i)))
+                batch.Add(groups[k]);
+            batches.Add(batch);
+        }
         if (_options.BucketByLength)
             rng.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(batches));
         return batches;
