@@ -50,11 +50,15 @@ template <> struct cpo_elem<cpo_bf16> {
   }
 };
 
-// Running (max, sum) of exp2 in the log2 domain: sum_k 2^(y_k - m).
+// exp(x) through the ex2 instruction (no libm on the device).
+CPO_DEVICE float cpo_exp(float x) { return cpo_ex2(x * CPO_LOG2E); }
+
+// Running (max m, sum s = sum_k exp(x_k - m)). m stays in natural units so that lse = m + ln(s) is exact
+// when one logit dominates (a vocabulary of one gives an NLL of exactly 0).
 CPO_DEVICE void cpo_lse_merge(float& m, float& s, float m2, float s2) {
   const float mm = __builtin_fmaxf(m, m2);
   if (mm == CPO_NEG_INF) return; // both empty
-  s = s * cpo_ex2(m - mm) + s2 * cpo_ex2(m2 - mm);
+  s = s * cpo_exp(m - mm) + s2 * cpo_exp(m2 - mm);
   m = mm;
 }
 
@@ -114,21 +118,21 @@ CPO_DEVICE void cpo_forward(const T* logits, const cpo_i64* targets, const unsig
         const cpo_vec v = xv[i];
         float y[E::per_vec];
         float cmax = CPO_NEG_INF;
-        for (int k = 0; k < E::per_vec; ++k) { y[k] = E::unpack(v, k) * CPO_LOG2E; cmax = __builtin_fmaxf(cmax, y[k]); }
+        for (int k = 0; k < E::per_vec; ++k) { y[k] = E::unpack(v, k); cmax = __builtin_fmaxf(cmax, y[k]); }
         if (cmax == CPO_NEG_INF) continue;
-        if (cmax > m) { s *= cpo_ex2(m - cmax); m = cmax; }
-        for (int k = 0; k < E::per_vec; ++k) s += cpo_ex2(y[k] - m);
+        if (cmax > m) { s *= cpo_exp(m - cmax); m = cmax; } // one rescale per vector, not per element
+        for (int k = 0; k < E::per_vec; ++k) s += cpo_exp(y[k] - m);
       }
       scalarFrom = vecs * E::per_vec;
     }
     for (int i = scalarFrom + threadIdx.x; i < vocab; i += blockDim.x) {
-      const float y = E::load(x + i) * CPO_LOG2E;
+      const float y = E::load(x + i);
       if (y == CPO_NEG_INF) continue;
-      if (y > m) { s = s * cpo_ex2(m - y) + 1.0f; m = y; } else s += cpo_ex2(y - m);
+      if (y > m) { s = s * cpo_exp(m - y) + 1.0f; m = y; } else s += cpo_exp(y - m);
     }
     cpo_block_lse(m, s);
     if (threadIdx.x == 0) {
-      const float l = (m + cpo_lg2(s)) * CPO_LN2;
+      const float l = m + cpo_lg2(s) * CPO_LN2;
       lse[row] = l;
       tokenNll[row] = l - E::load(x + target);
     }
@@ -149,7 +153,7 @@ CPO_DEVICE void cpo_backward(const T* logits, const cpo_i64* targets, const unsi
     const bool active = cpo_active(targets, mask, ignoreIndex, row) && target >= 0 && target < vocab;
     // Chain rule through NLL_n: d(out)/d(NLL_n) from the loss and, when given, from NLL_n itself.
     const float scale = active ? (upstream * coeff[n] + (nllGrad ? nllGrad[n] : 0.0f)) * norm[n] : 0.0f;
-    const float l2 = active ? lse[row] * CPO_LOG2E : 0.0f;
+    const float l = active ? lse[row] : 0.0f;
     int scalarFrom = 0;
     if (cpo_row_aligned(x, g)) {
       const int vecs = vocab / E::per_vec;
@@ -160,7 +164,7 @@ CPO_DEVICE void cpo_backward(const T* logits, const cpo_i64* targets, const unsi
         if (active) {
           const cpo_vec v = xv[i];
           for (int k = 0; k < E::per_vec; ++k) {
-            const float p = cpo_ex2(E::unpack(v, k) * CPO_LOG2E - l2);
+            const float p = cpo_exp(E::unpack(v, k) - l);
             const bool hit = static_cast<cpo_i64>(i) * E::per_vec + k == target;
             E::pack(out, k, scale * (hit ? p - 1.0f : p));
           }
@@ -172,7 +176,7 @@ CPO_DEVICE void cpo_backward(const T* logits, const cpo_i64* targets, const unsi
     for (int i = scalarFrom + threadIdx.x; i < vocab; i += blockDim.x) {
       float v = 0.0f;
       if (active) {
-        const float p = cpo_ex2(E::load(x + i) * CPO_LOG2E - l2);
+        const float p = cpo_exp(E::load(x + i) - l);
         v = scale * (i == target ? p - 1.0f : p);
       }
       E::store(g + i, v);

@@ -88,6 +88,6 @@ internal sealed class CudaPreferenceLossFunction : autograd.MultiTensorFunction<
         s.Runner.Kernels.Backward(inputs, staging.In(lse), staging.In(coeff), staging.In(norm), staging.In(lossGrad), staging.In(nllGrad), staging.Out(grad));
         staging.CopyOut();
         device.Synchronize();
-        return [grad];
+        return [grad, null!]; // none for the State argument
     }
 }

@@ -1,0 +1,66 @@
+using StableAlignment.Core.Cuda;
+using StableAlignment.Core.Training;
+
+namespace StableAlignment.Core.Tests.Cuda;
+
+/// <summary>A random preference batch with every response keeping at least one token in the loss.</summary>
+internal sealed record PreferenceTestBatch(
+    float[] Logits, int N, int T, int V, long[] Targets, long[] Groups, double[] Ratings, bool[]? Mask)
+{
+    /// <param name="seed">Random seed.</param>
+    /// <param name="n">Responses.</param>
+    /// <param name="t">Tokens per response.</param>
+    /// <param name="v">Vocabulary.</param>
+    /// <param name="explicitMask">An explicit mask, or ignore-index targets.</param>
+    /// <param name="groupCount">Groups (at most n); random when 0.</param>
+    public static PreferenceTestBatch Random(int seed, int n, int t, int v, bool explicitMask, int groupCount = 0, float scale = 3f)
+    {
+        var rng = new Random(seed);
+        var g = groupCount > 0 ? groupCount : rng.Next(1, n + 1);
+        // The first g responses found the groups, the rest join at random; then shuffle so groups interleave.
+        var groups = Enumerable.Range(0, n).Select(i => (long)(i < g ? i : rng.Next(g))).OrderBy(_ => rng.Next()).ToArray();
+        var ratings = Enumerable.Range(0, n).Select(_ => (double)rng.Next(1, 8)).ToArray();
+        var logits = new float[(long)n * t * v];
+        for (var i = 0; i < logits.Length; i++) logits[i] = (float)(scale * Gaussian(rng));
+        var targets = new long[n * t];
+        var mask = new bool[n * t];
+        for (var i = 0; i < n; i++)
+        {
+            var keep = rng.Next(t); // one token that always stays in the loss
+            for (var j = 0; j < t; j++)
+            {
+                var row = i * t + j;
+                targets[row] = rng.Next(v);
+                mask[row] = j == keep || rng.NextDouble() < 0.7;
+                if (!explicitMask && !mask[row]) targets[row] = new ContrastivePreferenceOptions().IgnoreIndex;
+            }
+        }
+        return new PreferenceTestBatch(logits, n, t, v, targets, groups, ratings, explicitMask ? mask : null);
+    }
+
+    private static double Gaussian(Random rng) =>
+        Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
+
+    public CudaPreferenceHostBatch ToHost() => new(Logits, N, T, V, Targets, Groups, Ratings, Mask is null ? null : (ReadOnlyMemory<bool>?)Mask);
+
+    public PreferenceLossOracle.Result Oracle(ContrastivePreferenceOptions options, Func<float, double>? round = null) =>
+        PreferenceLossOracle.Compute(Logits.Select(x => round is null ? x : round(x)).ToArray(), N, T, V, Targets, Groups, Ratings, Mask, options);
+}
+
+/// <summary>Element-wise closeness with Liger-Kernel-style tolerances.</summary>
+internal static class Close
+{
+    public const double Fp32Rtol = 5e-4, Fp32Atol = 1e-5, Bf16Tol = 5e-2;
+
+    public static void Equal(double expected, double actual, double rtol, double atol, string what)
+    {
+        if (!(Math.Abs(expected - actual) <= atol + rtol * Math.Abs(expected)))
+            Assert.Fail($"{what}: expected {expected:R}, got {actual:R} (rtol {rtol}, atol {atol}).");
+    }
+
+    public static void All(IReadOnlyList<double> expected, IReadOnlyList<float> actual, double rtol, double atol, string what)
+    {
+        Assert.Equal(expected.Count, actual.Count);
+        for (var i = 0; i < expected.Count; i++) Equal(expected[i], actual[i], rtol, atol, $"{what}[{i}]");
+    }
+}
