@@ -103,11 +103,11 @@ internal sealed class CudaKernelDevice : IKernelDevice
     }
 
     /// <inheritdoc />
-    public void Zero(nint destination, long bytes)
+    public void Fill(nint destination, byte value, long bytes)
     {
         if (bytes == 0) return;
         context.SetCurrent();
-        CudaDriverApi.Check(CudaDriverApi.cuMemsetD8_v2(destination, 0, (nuint)bytes), nameof(CudaDriverApi.cuMemsetD8_v2));
+        CudaDriverApi.Check(CudaDriverApi.cuMemsetD8_v2(destination, value, (nuint)bytes), nameof(CudaDriverApi.cuMemsetD8_v2));
     }
 
     /// <inheritdoc />

@@ -33,8 +33,8 @@ internal interface IKernelDevice : IDisposable
     /// <summary>Copies device memory to device memory.</summary>
     void CopyWithinDevice(nint destination, nint source, long bytes);
 
-    /// <summary>Sets device memory to zero bytes.</summary>
-    void Zero(nint destination, long bytes);
+    /// <summary>Sets every byte of device memory to <paramref name="value"/>.</summary>
+    void Fill(nint destination, byte value, long bytes);
 
     /// <summary>Launches kernel <paramref name="name"/> with a 1-D grid; <paramref name="arguments"/> points to an array of argument pointers.</summary>
     void Launch(string name, uint grid, uint block, nint arguments);

@@ -11,6 +11,7 @@ internal sealed class LossWorkspace : IDisposable
     private const long Alignment = 256;
     private readonly IKernelDevice device;
     private readonly nint block;
+    private readonly long bytes;
     private bool disposed;
 
     public LossWorkspace(IKernelDevice device, int responses, int tokens, int groups)
@@ -29,10 +30,18 @@ internal sealed class LossWorkspace : IDisposable
         long lse = Take(rows * 4), tokenNll = Take(rows * 4), badRow = Take(4), nll = Take(responses * 4L), length = Take(responses * 4L),
             norm = Take(responses * 4L), coeff = Take(responses * 4L), sft = Take(groups * 4L), rank = Take(groups * 4L),
             bestLowest = Take(groups * 4L), loss = Take(4);
+        bytes = offset;
         block = device.Allocate(offset);
         Buffers = new ForwardBuffers(block + (nint)lse, block + (nint)tokenNll, block + (nint)badRow, block + (nint)nll, block + (nint)length,
             block + (nint)norm, block + (nint)coeff, block + (nint)sft, block + (nint)rank, block + (nint)bestLowest, block + (nint)loss);
-        device.Zero(Buffers.BadRow, 4);
+        device.Fill(Buffers.BadRow, 0, 4);
+    }
+
+    /// <summary>Fills every output with 0xFF bytes (NaN floats, -1 ints) so that an output a kernel fails to write shows.</summary>
+    public void Poison()
+    {
+        device.Fill(block, 0xff, bytes);
+        device.Fill(Buffers.BadRow, 0, 4);
     }
 
     public int Responses { get; }

@@ -10,6 +10,7 @@ namespace StableAlignment.Core.Tests.Cuda;
 internal sealed unsafe partial class EmulatedKernelDevice(uint blockSize = 64, uint maxGridSize = 64) : IKernelDevice
 {
     private readonly HashSet<nint> live = [];
+    private string? dropped;
 
     public string Description => $"CPU emulation (block {BlockSize}, grid <= {MaxGridSize})";
 
@@ -51,10 +52,18 @@ internal sealed unsafe partial class EmulatedKernelDevice(uint blockSize = 64, u
 
     public void CopyWithinDevice(nint destination, nint source, long bytes) => Buffer.MemoryCopy((void*)source, (void*)destination, bytes, bytes);
 
-    public void Zero(nint destination, long bytes) => NativeMemory.Clear((void*)destination, (nuint)bytes);
+    public void Fill(nint destination, byte value, long bytes) => NativeMemory.Fill((void*)destination, (nuint)bytes, value);
+
+    /// <summary>Makes launches of <paramref name="kernel"/> do nothing, to check that tests notice a missing output.</summary>
+    public EmulatedKernelDevice WithoutKernel(string kernel)
+    {
+        dropped = kernel;
+        return this;
+    }
 
     public void Launch(string name, uint grid, uint block, nint arguments)
     {
+        if (name == dropped) return;
         var result = cpo_emu_launch(name, grid, block, arguments);
         if (result != 0) throw new InvalidOperationException($"Emulated launch of {name} failed with code {result}.");
         Launches++;

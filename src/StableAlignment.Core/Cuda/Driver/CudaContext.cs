@@ -65,9 +65,9 @@ internal sealed class CudaContext : IDisposable
             if (result != 0) return $"cuDeviceGetCount failed with {CudaDriverApi.ErrorName(result)}";
             return count > 0 ? null : "the CUDA driver reports no device";
         }
-        catch (DllNotFoundException e)
+        catch (DllNotFoundException)
         {
-            return $"the CUDA driver (libcuda.so.1) could not be loaded: {e.Message}";
+            return "the CUDA driver library libcuda.so.1 could not be loaded (no NVIDIA driver on this machine?)";
         }
         catch (EntryPointNotFoundException e)
         {
