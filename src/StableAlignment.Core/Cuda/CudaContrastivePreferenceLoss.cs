@@ -64,51 +64,24 @@ public sealed class CudaContrastivePreferenceLoss : IPreferenceLoss, IDisposable
     /// <inheritdoc />
     public PreferenceLossResult Compute(Tensor logits, Tensor targets, Tensor groups, Tensor ratings, Tensor? lossMask = null)
     {
-        ArgumentNullException.ThrowIfNull(logits);
-        ArgumentNullException.ThrowIfNull(targets);
-        ArgumentNullException.ThrowIfNull(groups);
-        ArgumentNullException.ThrowIfNull(ratings);
         ObjectDisposedException.ThrowIf(disposed, this);
-        if (logits.dim() != 3) throw new ArgumentException($"logits must be [N, T, V], got {Shape(logits)}.", nameof(logits));
-        var (n, t, v) = (logits.shape[0], logits.shape[1], logits.shape[2]);
-        if (n == 0 || t == 0 || v == 0 || n * t > int.MaxValue || v > int.MaxValue)
-            throw new ArgumentException($"logits {Shape(logits)} must have non-zero dimensions, N·T and V below 2^31.", nameof(logits));
-        if (targets.dim() != 2 || targets.shape[0] != n || targets.shape[1] != t)
-            throw new ArgumentException($"targets must be [{n}, {t}] to match logits, got {Shape(targets)}.", nameof(targets));
-        if (groups.dim() != 1 || groups.shape[0] != n) throw new ArgumentException($"groups must be [{n}], got {Shape(groups)}.", nameof(groups));
-        if (ratings.dim() != 1 || ratings.shape[0] != n) throw new ArgumentException($"ratings must be [{n}], got {Shape(ratings)}.", nameof(ratings));
-        if (lossMask is not null && (lossMask.dim() != 2 || lossMask.shape[0] != n || lossMask.shape[1] != t))
-            throw new ArgumentException($"lossMask must be [{n}, {t}] to match logits, got {Shape(lossMask)}.", nameof(lossMask));
-        if (logits.dtype is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float64))
-            throw new ArgumentException($"logits must be float32, bfloat16 or float64, got {logits.dtype}.", nameof(logits));
-        if (!IsInteger(targets.dtype)) throw new ArgumentException($"targets must hold integer ids, got {targets.dtype}.", nameof(targets));
-        if (!IsInteger(groups.dtype)) throw new ArgumentException($"groups must hold integer indices, got {groups.dtype}.", nameof(groups));
-
+        // The reference path's checks, so both paths reject the same inputs with the same messages.
+        var checkedInputs = PreferenceInputs.Create(logits, targets, groups, ratings, lossMask, Options);
         var where = logits.device;
-        long[] groupIds;
-        double[] ratingValues;
-        using (var g = groups.to_type(ScalarType.Int64).cpu().contiguous()) groupIds = g.data<long>().ToArray();
-        using (var r = ratings.to_type(ScalarType.Float64).cpu().contiguous()) ratingValues = r.data<double>().ToArray();
-        var groupCount = PreferenceInputChecks.GroupCount(groupIds, ratingValues, Options);
 
         // The kernels read float32 or bfloat16; float64 goes through float32 with autograd converting back.
         var isDouble = logits.dtype == ScalarType.Float64;
         var work = (isDouble ? logits.to_type(ScalarType.Float32) : logits).contiguous();
         var state = new CudaPreferenceLossFunction.State(
-            runner, (int)n, (int)t, (int)v, groupCount,
+            runner, checkedInputs.Responses, checkedInputs.Tokens, checkedInputs.Vocabulary, checkedInputs.GroupCount,
             targets.to_type(ScalarType.Int64).to(where).contiguous(),
             lossMask?.ne(0).to_type(ScalarType.Byte).to(where).contiguous(),
-            torch.tensor(groupIds, device: where),
-            torch.tensor(ratingValues, device: where));
+            torch.tensor(checkedInputs.GroupOf, device: where),
+            torch.tensor(checkedInputs.Ratings, device: where));
         var outputs = CudaPreferenceLossFunction.apply(work, state);
         Tensor AsInput(Tensor x) => isDouble ? x.to_type(ScalarType.Float64) : x;
         return new PreferenceLossResult(AsInput(outputs[0]), AsInput(outputs[1]), AsInput(outputs[2]), AsInput(outputs[3]), state.BestHasLowestNll);
     }
-
-    private static bool IsInteger(ScalarType type) =>
-        type is ScalarType.Int64 or ScalarType.Int32 or ScalarType.Int16 or ScalarType.Int8 or ScalarType.Byte;
-
-    private static string Shape(Tensor x) => "[" + string.Join(", ", x.shape) + "]";
 
     /// <inheritdoc />
     public void Dispose()
