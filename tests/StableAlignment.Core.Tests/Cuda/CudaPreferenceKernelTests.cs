@@ -15,8 +15,6 @@ namespace StableAlignment.Core.Tests.Cuda;
 /// </summary>
 public sealed class CudaPreferenceKernelTests
 {
-    private static readonly RankingReduction[] Reductions = Enum.GetValues<RankingReduction>();
-
     private static CudaContrastivePreferenceLoss Emulated(ContrastivePreferenceOptions options, EmulatedKernelDevice? device = null) =>
         new(options, device ?? new EmulatedKernelDevice());
 
@@ -37,14 +35,7 @@ public sealed class CudaPreferenceKernelTests
     public void Host_batches_match_the_float64_oracle(PositiveInt seed)
     {
         var rng = new Random(seed.Get);
-        var options = new ContrastivePreferenceOptions
-        {
-            Reduction = Reductions[rng.Next(Reductions.Length)],
-            LengthNormalization = rng.Next(2) == 0 ? LengthNormalization.TokenMean : LengthNormalization.Sum,
-            SftOnly = rng.Next(4) == 0,
-            Margin = rng.NextDouble() * 2,
-            RankingWeight = rng.NextDouble(),
-        };
+        var options = PreferenceTestBatch.RandomOptions(rng);
         var batch = PreferenceTestBatch.Random(seed.Get, rng.Next(1, 7), rng.Next(1, 5), rng.Next(1, 400), explicitMask: rng.Next(2) == 0);
         using var loss = Emulated(options);
         AssertMatchesOracle(batch, options, loss.Compute(batch.ToHost()));

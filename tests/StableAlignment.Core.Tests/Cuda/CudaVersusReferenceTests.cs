@@ -13,8 +13,6 @@ namespace StableAlignment.Core.Tests.Cuda;
 /// </summary>
 public sealed class CudaVersusReferenceTests
 {
-    private static readonly RankingReduction[] Reductions = Enum.GetValues<RankingReduction>();
-
     [Property(MaxTest = 25)]
     public void Float32_kernels_match_the_torchsharp_reference(PositiveInt seed) =>
         Compare(seed.Get, ScalarType.Float32, Close.Fp32Rtol, Close.Fp32Atol, Close.Fp32Atol);
@@ -26,12 +24,7 @@ public sealed class CudaVersusReferenceTests
     private static void Compare(int seed, ScalarType type, double rtol, double atol, double gradAtol)
     {
         var rng = new Random(seed);
-        var options = new ContrastivePreferenceOptions
-        {
-            Reduction = Reductions[rng.Next(Reductions.Length)],
-            LengthNormalization = rng.Next(2) == 0 ? LengthNormalization.TokenMean : LengthNormalization.Sum,
-            SftOnly = rng.Next(5) == 0,
-        };
+        var options = PreferenceTestBatch.RandomOptions(rng);
         var batch = PreferenceTestBatch.Random(seed, rng.Next(1, 7), rng.Next(1, 5), rng.Next(2, 300), explicitMask: rng.Next(2) == 0);
         using var scope = NewDisposeScope();
         var targets = torch.tensor(batch.Targets, [batch.N, batch.T]);

@@ -38,6 +38,16 @@ internal sealed record PreferenceTestBatch(
         return new PreferenceTestBatch(logits, n, t, v, targets, groups, ratings, explicitMask ? mask : null);
     }
 
+    /// <summary>Random options: any reduction and normalisation, sometimes SFT only, margin in [0, 2), weight in [0, 1).</summary>
+    public static ContrastivePreferenceOptions RandomOptions(Random rng) => new()
+    {
+        Reduction = Enum.GetValues<RankingReduction>()[rng.Next(3)],
+        LengthNormalization = rng.Next(2) == 0 ? LengthNormalization.TokenMean : LengthNormalization.Sum,
+        SftOnly = rng.Next(4) == 0,
+        Margin = rng.NextDouble() * 2,
+        RankingWeight = rng.NextDouble(),
+    };
+
     private static double Gaussian(Random rng) =>
         Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
 
