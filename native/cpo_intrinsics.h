@@ -15,6 +15,8 @@
 #define __device__ __attribute__((device))
 #define __shared__ __attribute__((shared))
 #define CPO_DEVICE __device__ __attribute__((always_inline)) inline
+// More loads in flight per thread on the long vocabulary loops.
+#define CPO_UNROLL _Pragma("unroll 4")
 
 CPO_DEVICE float cpo_shfl_xor(float v, int laneMask) { return __nvvm_shfl_sync_bfly_f32(0xffffffffu, v, laneMask, 0x1f); }
 CPO_DEVICE float cpo_ex2(float x) { return __nvvm_ex2_approx_f(x); }
@@ -46,10 +48,12 @@ inline thread_local cpo_dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 #define __global__
 #define __device__
-// Function-local statics are shared by all emulated threads; blocks run one after another and
-// launches are serialised, so this is exactly one block's shared memory.
-#define __shared__ static
+// Shared memory is declared at file scope (static __shared__), so on the CPU it is an ordinary static
+// seen by all emulated threads; blocks run one after another and launches are serialised, so this is
+// exactly one block's shared memory.
+#define __shared__
 #define CPO_DEVICE inline
+#define CPO_UNROLL
 
 inline void cpo_sync() { cpo_emu::block->barrier.arrive_and_wait(); }
 

@@ -62,10 +62,17 @@ CPO_DEVICE void cpo_lse_merge(float& m, float& s, float m2, float s2) {
   m = mm;
 }
 
+// Shared memory, at file scope so that it has internal linkage in the PTX (a static inside an inline
+// function would become a .weak .shared symbol). A few hundred bytes whatever the vocabulary size.
+static __shared__ float cpo_warp_max[CPO_MAX_WARPS];
+static __shared__ float cpo_warp_sum[CPO_MAX_WARPS];
+static __shared__ double cpo_block_values[1024];
+static __shared__ int cpo_block_counts[1024];
+
 // Block-wide merge of every thread's (m, s); every thread gets the result. All threads must call it.
 CPO_DEVICE void cpo_block_lse(float& m, float& s) {
-  __shared__ float wm[CPO_MAX_WARPS];
-  __shared__ float ws[CPO_MAX_WARPS];
+  float* wm = cpo_warp_max;
+  float* ws = cpo_warp_sum;
   for (int off = CPO_WARP_SIZE / 2; off > 0; off >>= 1) {
     const float m2 = cpo_shfl_xor(m, off);
     const float s2 = cpo_shfl_xor(s, off);
@@ -114,6 +121,7 @@ CPO_DEVICE void cpo_forward(const T* logits, const cpo_i64* targets, const unsig
     if (cpo_row_aligned(x, x)) {
       const int vecs = vocab / E::per_vec;
       const cpo_vec* xv = reinterpret_cast<const cpo_vec*>(x);
+      CPO_UNROLL
       for (int i = threadIdx.x; i < vecs; i += blockDim.x) {
         const cpo_vec v = xv[i];
         float y[E::per_vec];
@@ -159,6 +167,7 @@ CPO_DEVICE void cpo_backward(const T* logits, const cpo_i64* targets, const unsi
       const int vecs = vocab / E::per_vec;
       const cpo_vec* xv = reinterpret_cast<const cpo_vec*>(x);
       cpo_vec* gv = reinterpret_cast<cpo_vec*>(g);
+      CPO_UNROLL
       for (int i = threadIdx.x; i < vecs; i += blockDim.x) {
         cpo_vec out = {};
         if (active) {
@@ -186,8 +195,8 @@ CPO_DEVICE void cpo_backward(const T* logits, const cpo_i64* targets, const unsi
 
 // Block-wide sum of a double and an int; the result is valid in every thread. All threads must call it.
 CPO_DEVICE void cpo_block_sum(double& v, int& c) {
-  __shared__ double sv[1024];
-  __shared__ int sc[1024];
+  double* sv = cpo_block_values;
+  int* sc = cpo_block_counts;
   sv[threadIdx.x] = v;
   sc[threadIdx.x] = c;
   cpo_sync();
