@@ -11,6 +11,7 @@ internal sealed class CudaKernelDevice : IKernelDevice
     private readonly CudaContext context;
     private readonly CudaModule module;
     private readonly Dictionary<string, CudaKernel> kernels = new(StringComparer.Ordinal);
+    private readonly Dictionary<nint, CudaDeviceBuffer> buffers = [];
     private bool disposed;
 
     private CudaKernelDevice(CudaContext context, CudaModule module)
@@ -66,16 +67,21 @@ internal sealed class CudaKernelDevice : IKernelDevice
     /// <inheritdoc />
     public nint Allocate(long bytes)
     {
-        context.SetCurrent();
-        CudaDriverApi.Check(CudaDriverApi.cuMemAlloc_v2(out var p, (nuint)Math.Max(bytes, 1)), nameof(CudaDriverApi.cuMemAlloc_v2));
-        return p;
+        var buffer = new CudaDeviceBuffer(context, bytes);
+        lock (buffers) buffers[buffer.DevicePointer] = buffer;
+        return buffer.DevicePointer;
     }
 
     /// <inheritdoc />
     public void Free(nint pointer)
     {
-        context.SetCurrent();
-        CudaDriverApi.Check(CudaDriverApi.cuMemFree_v2(pointer), nameof(CudaDriverApi.cuMemFree_v2));
+        CudaDeviceBuffer? buffer;
+        lock (buffers)
+        {
+            if (!buffers.Remove(pointer, out buffer))
+                throw new ArgumentException("The pointer was not allocated by this device or was already freed.", nameof(pointer));
+        }
+        buffer.Dispose();
     }
 
     /// <inheritdoc />
@@ -133,6 +139,11 @@ internal sealed class CudaKernelDevice : IKernelDevice
     {
         if (disposed) return;
         disposed = true;
+        lock (buffers)
+        {
+            foreach (var buffer in buffers.Values) buffer.Dispose();
+            buffers.Clear();
+        }
         module.Dispose();
         context.Dispose();
     }
