@@ -54,7 +54,7 @@ internal static class GpuCheck
         var got = new PreferenceLossRunner(device, options).Compute(batch.ToHost(), computeGradient: true);
         var want = batch.Oracle(options);
         var ok = Math.Abs(got.Loss - want.Loss) <= KernelCheck.Fp32Atol + KernelCheck.Fp32Rtol * Math.Abs(want.Loss)
-            && got.GradLogits!.Select((g, i) => Math.Abs(g - want.Grad[i]) <= KernelCheck.Fp32Atol + KernelCheck.Fp32Rtol * Math.Abs(want.Grad[i])).All(b => b);
+            && got.GradLogits!.Select((g, i) => Math.Abs(g - want.GradLogits[i]) <= KernelCheck.Fp32Atol + KernelCheck.Fp32Rtol * Math.Abs(want.GradLogits[i])).All(b => b);
         if (!ok) failures++;
         Console.WriteLine($"\nHost-array API end to end: loss {got.Loss:G7} vs reference {want.Loss:G7}: {(ok ? "pass" : "FAIL")}");
         return failures;

@@ -3,6 +3,7 @@ using FsCheck.Fluent;
 using FsCheck.Xunit;
 using StableAlignment.Core.Cuda;
 using StableAlignment.Core.Cuda.Driver;
+using StableAlignment.Core.Tests.Training;
 using StableAlignment.Core.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -26,9 +27,9 @@ public sealed class CudaPreferenceKernelTests
         Close.All(want.Nll, got.ResponseNll, rtol, atol, "nll");
         Close.All(want.Sft, got.SftTerms, rtol, atol, "sft");
         Close.All(want.Rank, got.RankingTerms, rtol, atol, "rank");
-        Assert.Equal(want.BestLowest, got.BestHasLowestNll);
+        Assert.Equal(want.BestHasLowestNll, got.BestHasLowestNll);
         Assert.NotNull(got.GradLogits);
-        Close.All(want.Grad, got.GradLogits, rtol, atol, "grad");
+        Close.All(want.GradLogits, got.GradLogits, rtol, atol, "grad");
     }
 
     [Property(MaxTest = 40)]
@@ -129,12 +130,12 @@ public sealed class CudaPreferenceKernelTests
     }
 
     // grad of (loss + c * sum NLL) = oracle grad + c * dNLL_n/dlogits, with dNLL_n/dlogits = norm_n (softmax - onehot).
-    private static double[] ExpectedGradWithNllTerm(PreferenceTestBatch b, PreferenceLossOracle.Result want, double c)
+    private static double[] ExpectedGradWithNllTerm(PreferenceTestBatch b, OracleResult want, double c)
     {
         // With every response its own group and SFT only, the oracle's loss is mean_n NLL_n: its gradient times N is d(sum NLL).
         var ownGroups = b with { Groups = Enumerable.Range(0, b.N).Select(i => (long)i).ToArray() };
         var perResponse = ownGroups.Oracle(new ContrastivePreferenceOptions { SftOnly = true });
-        return want.Grad.Select((x, i) => x + c * b.N * perResponse.Grad[i]).ToArray();
+        return want.GradLogits.Select((x, i) => x + c * b.N * perResponse.GradLogits[i]).ToArray();
     }
 
     [Fact]
@@ -155,7 +156,7 @@ public sealed class CudaPreferenceKernelTests
         Close.All(want.Nll, result.ResponseNll.data<float>().ToArray(), Close.Bf16Tol, Close.Bf16Tol, "nll");
         Assert.Equal(ScalarType.BFloat16, logits.grad!.dtype);
         var grad = logits.grad.to_type(ScalarType.Float32).data<float>().ToArray();
-        Close.All(want.Grad, grad, Close.Bf16Tol, 1e-3, "grad");
+        Close.All(want.GradLogits, grad, Close.Bf16Tol, 1e-3, "grad");
     }
 
     [Fact]
@@ -170,7 +171,7 @@ public sealed class CudaPreferenceKernelTests
         result.Loss.backward();
         Assert.Equal(ScalarType.Float64, result.Loss.dtype);
         Assert.Equal(ScalarType.Float64, logits.grad!.dtype);
-        Close.All(batch.Oracle(options).Grad, logits.grad.to_type(ScalarType.Float32).data<float>().ToArray(), Close.Fp32Rtol, Close.Fp32Atol, "grad");
+        Close.All(batch.Oracle(options).GradLogits, logits.grad.to_type(ScalarType.Float32).data<float>().ToArray(), Close.Fp32Rtol, Close.Fp32Atol, "grad");
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using StableAlignment.Core.Cuda;
+using StableAlignment.Core.Tests.Training;
 using StableAlignment.Core.Training;
 
 namespace StableAlignment.Core.Tests.Cuda;
@@ -53,6 +54,10 @@ internal sealed record PreferenceTestBatch(
 
     public CudaPreferenceHostBatch ToHost() => new(Logits, N, T, V, Targets, Groups, Ratings, Mask is null ? null : (ReadOnlyMemory<bool>?)Mask);
 
-    public PreferenceLossOracle.Result Oracle(ContrastivePreferenceOptions options, Func<float, double>? round = null) =>
-        PreferenceLossOracle.Compute(Logits.Select(x => round is null ? x : round(x)).ToArray(), N, T, V, Targets, Groups, Ratings, Mask, options);
+    /// <summary>The float64 oracle (Training/PreferenceLossOracle.cs) on this batch; the ignore index becomes an explicit mask.</summary>
+    public OracleResult Oracle(ContrastivePreferenceOptions options)
+    {
+        var mask = Mask ?? Array.ConvertAll(Targets, id => id != options.IgnoreIndex);
+        return PreferenceLossOracle.Compute(new LossCase(N, T, V, Array.ConvertAll(Logits, x => (double)x), Targets, mask, Groups, Ratings), options);
+    }
 }
