@@ -59,6 +59,8 @@ internal sealed class PreferenceLossRunner(IKernelDevice device, ContrastivePref
     public CudaPreferenceLossOutputs Compute(in CudaPreferenceDeviceBatch batch)
     {
         PreferenceShapeChecks.Sizes(batch.Responses, batch.Tokens, batch.Vocabulary);
+        if (!Enum.IsDefined(batch.LogitsType))
+            throw new ArgumentException($"Unknown logits type {(int)batch.LogitsType}.", nameof(batch));
         if (batch.Logits == 0 || batch.Targets == 0 || batch.Groups == 0 || batch.Ratings == 0)
             throw new ArgumentException("Logits, Targets, Groups and Ratings must all be device pointers (non-zero).", nameof(batch));
         var groupCount = PreferenceInputChecks.GroupCount(
