@@ -88,6 +88,7 @@ public static class MultipleChoiceEvaluator
             }
             items[i] = new ItemResult
             {
+                Model = options.ModelName,
                 Task = task.Name,
                 Id = item.Id,
                 Category = item.Category,
@@ -100,6 +101,6 @@ public static class MultipleChoiceEvaluator
                 Metrics = ItemMetrics.Compute(item.Choices, item.Labels, ll, options.TieBreaking),
             };
         }
-        return new TaskResults(task.Name, task.Primary, options.TieBreaking, items);
+        return new TaskResults(task.Name, task.Primary, options.TieBreaking, items) { Model = options.ModelName };
     }
 }

@@ -20,6 +20,12 @@ public enum TieBreaking
 /// <summary>Options for <see cref="MultipleChoiceEvaluator"/>.</summary>
 public sealed record MultipleChoiceOptions
 {
+    /// <summary>The model name used when none is given.</summary>
+    public const string DefaultModelName = "model";
+
+    /// <summary>The name of the model being scored, carried into results and reports (default <c>model</c>).</summary>
+    public string ModelName { get; init; } = DefaultModelName;
+
     /// <summary>Requests per scorer call (default 32). Results do not depend on it.</summary>
     public int BatchSize { get; init; } = 32;
 
@@ -36,6 +42,10 @@ public sealed record MultipleChoiceOptions
         if (BatchSize < 1)
         {
             throw new ArgumentException($"{nameof(BatchSize)} must be at least 1 (was {BatchSize}).", nameof(BatchSize));
+        }
+        if (string.IsNullOrWhiteSpace(ModelName))
+        {
+            throw new ArgumentException($"{nameof(ModelName)} must not be empty.", nameof(ModelName));
         }
         if (!Enum.IsDefined(TieBreaking))
         {

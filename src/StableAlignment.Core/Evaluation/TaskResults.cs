@@ -4,6 +4,9 @@ namespace StableAlignment.Core.Evaluation;
 /// <remarks>The raw scores are kept so that the item can be rescored later (for example with another tie rule).</remarks>
 public sealed record ItemResult
 {
+    /// <summary>The name of the model that was scored.</summary>
+    public string Model { get; init; } = MultipleChoiceOptions.DefaultModelName;
+
     /// <summary>The task name.</summary>
     public required string Task { get; init; }
 
@@ -42,6 +45,9 @@ public sealed record ItemResult
 /// <param name="Items">The item results, in task order.</param>
 public sealed record TaskResults(string Task, PrimaryMetric Primary, TieBreaking TieBreaking, IReadOnlyList<ItemResult> Items)
 {
+    /// <summary>The name of the model that was scored.</summary>
+    public string Model { get; init; } = MultipleChoiceOptions.DefaultModelName;
+
     /// <summary>Recomputes every item's metrics from its stored scores under a (possibly different) tie rule.</summary>
     /// <param name="tieBreaking">The tie rule to apply.</param>
     /// <returns>New results; the inputs and scores are unchanged.</returns>
