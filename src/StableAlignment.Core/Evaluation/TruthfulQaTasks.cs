@@ -14,6 +14,9 @@ namespace StableAlignment.Core.Evaluation;
 /// <c>Incorrect Answers</c> (answers separated by <c>"; "</c>). MC1 choices are the best answer followed by the incorrect
 /// answers; MC2 choices are the correct answers (best answer first) followed by the incorrect ones. Items carry the
 /// CSV's category, so reports break results down by it.</para>
+/// <para>Empty answers (the reference file ends some items' lists with <c>""</c>, in the first 400 items 8 times in MC1 and
+/// 13 times in MC2, 5 of them marked true) are dropped: an empty string is not an answer and has no length for
+/// <c>acc_norm</c>. A run of lm-evaluation-harness scores them, so its numbers on those items can differ.</para>
 /// </remarks>
 public static class TruthfulQaTasks
 {
@@ -66,13 +69,21 @@ public static class TruthfulQaTasks
         for (int i = 0; i < elements.Count; i++)
         {
             var (line, obj) = elements[i];
-            string question = TaskFiles.GetString(obj, "question", source, line);
-            if (!obj.TryGetProperty(targetsName, out var targets))
+            try
             {
-                throw new TaskFormatException(source, line, $"missing the field \"{targetsName}\".");
+                string question = TaskFiles.GetString(obj, "question", source, line);
+                if (!obj.TryGetProperty(targetsName, out var targets))
+                {
+                    throw new TaskFormatException(source, line, $"missing the field \"{targetsName}\".");
+                }
+                var (choices, labels) = ReadTargets(targets, targetsName, source, line);
+                items.Add(MakeItem(Id(i), question, choices, labels, category: null, mc2, source, line));
             }
-            var (choices, labels) = ReadTargets(targets, targetsName, source, line);
-            items.Add(MakeItem(Id(i), question, choices, labels, category: null, mc2, source, line));
+            catch (TaskFormatException e) when (e.Line == line)
+            {
+                // A JSON file may sit on one line; the item's index locates the problem where the line cannot.
+                throw new TaskFormatException(source, line, $"item {i} (from 0): {e.Problem}", e);
+            }
         }
         return Finish(items, mc2, source);
     }
@@ -148,8 +159,18 @@ public static class TruthfulQaTasks
     private static MultipleChoiceItem MakeItem(string id, string question, List<string> choices, List<bool> labels,
         string? category, bool mc2, string source, int line)
     {
+        // mc_task.json ends some items' answer lists with an empty string (an artefact of the source, true or false);
+        // an empty string is no answer and has no length to normalise by, so it is dropped.
+        for (int k = choices.Count - 1; k >= 0; k--)
+        {
+            if (string.IsNullOrWhiteSpace(choices[k]))
+            {
+                choices.RemoveAt(k);
+                labels.RemoveAt(k);
+            }
+        }
         int trueCount = labels.Count(l => l);
-        if (choices.Count < 2 || choices.Exists(string.IsNullOrWhiteSpace))
+        if (choices.Count < 2)
         {
             throw new TaskFormatException(source, line, "an item needs at least two non-empty choices.");
         }

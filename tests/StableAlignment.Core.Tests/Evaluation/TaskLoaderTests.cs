@@ -43,6 +43,16 @@ public class TaskLoaderTests
     }
 
     [Fact]
+    public void TruthfulQA_drops_empty_answers_and_then_needs_one_true_answer()
+    {
+        using var f = new TempFile("[{\"question\": \"q\", \"mc1_targets\": {\"a\": 1, \"b\": 0, \"\": 0}}]", ".json");
+        Assert.Equal(["a", "b"], TruthfulQaTasks.LoadMc1(f.Path).Items[0].Choices);
+        using var g = new TempFile("[{\"question\": \"q\", \"mc1_targets\": {\"\": 1, \"b\": 0, \"c\": 0}}]", ".json");
+        var e = Assert.Throws<TaskFormatException>(() => TruthfulQaTasks.LoadMc1(g.Path));
+        Assert.Contains("item 0 (from 0): an MC1 item needs exactly one true choice; this one has 0", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void TruthfulQA_csv_uses_best_answer_and_categories()
     {
         const string csv = "Type,Category,Question,Best Answer,Correct Answers,Incorrect Answers,Source\n" +
