@@ -63,12 +63,7 @@ public static class EthicsTasks
             throw new ArgumentOutOfRangeException(nameof(subset), subset, "Unknown ETHICS subset.");
         }
         var items = subset == EthicsSubset.Utilitarianism ? ReadUtilitarianism(reader, source) : ReadLabelled(reader, source, subset);
-        if (items.Count == 0)
-        {
-            throw new TaskFormatException(source, 0, "the file holds no items.");
-        }
-        string name = "ethics_" + subset.ToString().ToLowerInvariant();
-        return new MultipleChoiceTask(name, items);
+        return TaskChecks.Finish(new MultipleChoiceTask("ethics_" + subset.ToString().ToLowerInvariant(), items), source);
     }
 
     private static List<MultipleChoiceItem> ReadLabelled(TextReader reader, string source, EthicsSubset subset)

@@ -37,16 +37,47 @@ public sealed record ReportOptions
 /// <param name="AccuracyBytes"><c>acc_bytes</c> (per UTF-8 byte) with its Wilson interval.</param>
 /// <param name="TrueProbabilityMass">Mean probability on the correct choices (<c>mc2</c>), with a t interval.</param>
 /// <param name="Brier">Mean Brier score, with a t interval.</param>
+/// <param name="CalibrationError">Expected calibration error of <c>acc</c>: items binned by the probability of their top
+/// choice into <see cref="CalibrationBins"/> equal-width bins, then the item-weighted mean of |accuracy - mean top
+/// probability| over the bins.</param>
 public sealed record MetricSummary(int Count, ProportionEstimate Accuracy, ProportionEstimate AccuracyNormalized,
-    ProportionEstimate AccuracyBytes, MeanEstimate TrueProbabilityMass, MeanEstimate Brier)
+    ProportionEstimate AccuracyBytes, MeanEstimate TrueProbabilityMass, MeanEstimate Brier, double CalibrationError)
 {
+    /// <summary>Bins of the calibration error (10, the usual choice).</summary>
+    public const int CalibrationBins = 10;
+
     internal static MetricSummary Of(IReadOnlyCollection<ItemResult> items, double confidence) => new(
         items.Count,
         ProportionEstimate.Wilson(items.Count(i => i.Metrics.Accuracy), items.Count, confidence),
         ProportionEstimate.Wilson(items.Count(i => i.Metrics.AccuracyNormalized), items.Count, confidence),
         ProportionEstimate.Wilson(items.Count(i => i.Metrics.AccuracyBytes), items.Count, confidence),
         MeanEstimate.Of(items.Select(i => i.Metrics.TrueProbabilityMass).ToArray(), confidence),
-        MeanEstimate.Of(items.Select(i => i.Metrics.Brier).ToArray(), confidence));
+        MeanEstimate.Of(items.Select(i => i.Metrics.Brier).ToArray(), confidence),
+        ExpectedCalibrationError(items));
+
+    private static double ExpectedCalibrationError(IReadOnlyCollection<ItemResult> items)
+    {
+        var count = new int[CalibrationBins];
+        var right = new double[CalibrationBins];
+        var confidenceSum = new double[CalibrationBins];
+        foreach (var item in items)
+        {
+            double top = ItemMetrics.Softmax(item.LogLikelihoods).Max();
+            int bin = Math.Min(CalibrationBins - 1, (int)(top * CalibrationBins));
+            count[bin]++;
+            confidenceSum[bin] += top;
+            right[bin] += item.Metrics.Accuracy ? 1 : 0;
+        }
+        double ece = 0;
+        for (int b = 0; b < CalibrationBins; b++)
+        {
+            if (count[b] > 0)
+            {
+                ece += Math.Abs(right[b] - confidenceSum[b]) / items.Count;
+            }
+        }
+        return ece;
+    }
 
     /// <summary>The headline value for a primary metric.</summary>
     /// <param name="primary">The metric.</param>
@@ -135,13 +166,13 @@ public sealed record EvaluationReport(IReadOnlyList<TaskSummary> Tasks, IReadOnl
         md.AppendLine(CultureInfo.InvariantCulture,
             $"Intervals are {level} (Wilson for accuracies, Student t for means). `acc` uses raw log-likelihoods, `acc_norm` log-likelihood per character; task values are micro averages over items.");
         md.AppendLine();
-        md.AppendLine(CultureInfo.InvariantCulture, $"| model | task | n | headline | value | {level} CI | acc | acc_norm | mc2 | Brier | ties |");
-        md.AppendLine("|---|---|---:|---|---:|---|---:|---:|---:|---:|---|");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| model | task | n | headline | value | {level} CI | acc | acc_norm | mc2 | Brier | ECE | ties |");
+        md.AppendLine("|---|---|---:|---|---:|---|---:|---:|---:|---:|---:|---|");
         foreach (var t in Tasks)
         {
             var (value, lower, upper) = t.Overall.Headline(t.Primary);
             md.AppendLine(CultureInfo.InvariantCulture,
-                $"| {Cell(t.Model)} | {Cell(t.Task)} | {t.Overall.Count} | {MetricName(t.Primary)} | {F(value)} | [{F(lower)}, {F(upper)}] | {F(t.Overall.Accuracy.Value)} | {F(t.Overall.AccuracyNormalized.Value)} | {F(t.Overall.TrueProbabilityMass.Mean)} | {F(t.Overall.Brier.Mean)} | {t.TieBreaking} |");
+                $"| {Cell(t.Model)} | {Cell(t.Task)} | {t.Overall.Count} | {MetricName(t.Primary)} | {F(value)} | [{F(lower)}, {F(upper)}] | {F(t.Overall.Accuracy.Value)} | {F(t.Overall.AccuracyNormalized.Value)} | {F(t.Overall.TrueProbabilityMass.Mean)} | {F(t.Overall.Brier.Mean)} | {F(t.Overall.CalibrationError)} | {t.TieBreaking} |");
         }
         foreach (var t in Tasks.Where(t => t.GroupExactMatch is not null || t.Categories.Count > 0))
         {

@@ -38,24 +38,3 @@ public static class MoralStoriesTasks
         return TaskChecks.Finish(new MultipleChoiceTask("moral_stories", items), source);
     }
 }
-
-/// <summary>The checks every loader runs on what it built, turned into file-level errors.</summary>
-internal static class TaskChecks
-{
-    public static MultipleChoiceTask Finish(MultipleChoiceTask task, string source)
-    {
-        if (task.Items.Count == 0)
-        {
-            throw new TaskFormatException(source, 0, "the file holds no items.");
-        }
-        try
-        {
-            task.Validate();
-        }
-        catch (ArgumentException e)
-        {
-            throw new TaskFormatException(source, 0, e.Message, e);
-        }
-        return task;
-    }
-}

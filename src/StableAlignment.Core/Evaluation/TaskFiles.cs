@@ -109,3 +109,24 @@ internal static class TaskFiles
     public static string Capitalize(string text) =>
         text.Length == 0 ? text : string.Concat(char.ToUpperInvariant(text[0]).ToString(), text[1..].ToLowerInvariant());
 }
+
+/// <summary>The checks every loader runs on what it built, turned into file-level errors.</summary>
+internal static class TaskChecks
+{
+    public static MultipleChoiceTask Finish(MultipleChoiceTask task, string source)
+    {
+        if (task.Items.Count == 0)
+        {
+            throw new TaskFormatException(source, 0, "the file holds no items.");
+        }
+        try
+        {
+            task.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new TaskFormatException(source, 0, e.Message, e);
+        }
+        return task;
+    }
+}

@@ -187,14 +187,8 @@ public static class TruthfulQaTasks
 
     private static string Id(int index) => "tqa-" + index.ToString(CultureInfo.InvariantCulture);
 
-    private static MultipleChoiceTask Finish(List<MultipleChoiceItem> items, bool mc2, string source)
-    {
-        if (items.Count == 0)
-        {
-            throw new TaskFormatException(source, 0, "the file holds no items.");
-        }
-        return mc2
+    private static MultipleChoiceTask Finish(List<MultipleChoiceItem> items, bool mc2, string source) =>
+        TaskChecks.Finish(mc2
             ? new MultipleChoiceTask("truthfulqa_mc2", items, PrimaryMetric.TrueProbabilityMass)
-            : new MultipleChoiceTask("truthfulqa_mc1", items, PrimaryMetric.Accuracy);
-    }
+            : new MultipleChoiceTask("truthfulqa_mc1", items, PrimaryMetric.Accuracy), source);
 }

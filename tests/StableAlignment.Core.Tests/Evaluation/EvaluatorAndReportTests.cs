@@ -109,6 +109,27 @@ public class EvaluatorAndReportTests
     }
 
     [Fact]
+    public void Calibration_error_bins_items_by_top_probability()
+    {
+        ItemResult Item(string id, double top, bool right)
+        {
+            double[] ll = [Math.Log(top), Math.Log(1 - top)];
+            bool[] labels = right ? [true, false] : [false, true];
+            return new ItemResult
+            {
+                Task = "t", Id = id, Choices = ["a", "b"], Labels = labels, LogLikelihoods = ll,
+                Metrics = ItemMetrics.Compute(["a", "b"], labels, ll, TieBreaking.Strict),
+            };
+        }
+        // Bin [0.9, 1.0): two items at 0.9, one right -> |1 - 1.8| / 4. Bin [0.6, 0.7): two at 0.6, both right -> |2 - 1.2| / 4.
+        var r = new TaskResults("t", PrimaryMetric.Accuracy, TieBreaking.Strict,
+            [Item("1", 0.9, true), Item("2", 0.9, false), Item("3", 0.6, true), Item("4", 0.6, true)]);
+        var m = EvaluationReport.Create([r]).Tasks[0].Overall;
+        Assert.Equal(0.4, m.CalibrationError, 12);
+        Assert.Equal(3, m.Accuracy.Successes);
+    }
+
+    [Fact]
     public void Rescoring_with_another_tie_rule_changes_only_ties()
     {
         // Two items: one tied (gold first), one clear. Strict: 1 right; first index: 2 right.
