@@ -107,6 +107,13 @@ public sealed record CategorySummary(string Category, MetricSummary Metrics);
 public sealed record TaskSummary(string Model, string Task, PrimaryMetric Primary, TieBreaking TieBreaking, MetricSummary Overall,
     IReadOnlyList<CategorySummary> Categories, double? MacroAccuracy, ProportionEstimate? GroupExactMatch);
 
+/// <summary>One model's accuracy across all its multiple-choice tasks, averaged both ways.</summary>
+/// <param name="Model">The model.</param>
+/// <param name="Tasks">Tasks averaged.</param>
+/// <param name="Micro">Items right over all items, every item weighing the same (large tasks dominate).</param>
+/// <param name="Macro">Mean of the task accuracies, every task weighing the same.</param>
+public sealed record ModelAverage(string Model, int Tasks, ProportionEstimate Micro, double Macro);
+
 /// <summary>
 /// The report of an evaluation: per model and task, accuracy (micro and macro), <c>acc_norm</c>, <c>mc2</c> and Brier
 /// with intervals, per-category breakdowns, group exact match and paired comparisons; rendered as Markdown.
@@ -118,6 +125,17 @@ public sealed record EvaluationReport(IReadOnlyList<TaskSummary> Tasks, IReadOnl
 {
     /// <summary>Judge-based results (HH, HH-A), if any.</summary>
     public IReadOnlyList<JudgeSummary> Judged { get; init; } = [];
+
+    /// <summary>
+    /// Per model with two or more tasks: <c>acc</c> across tasks, micro (pooled items) and macro (mean of tasks).
+    /// The two can differ a lot; the report prints both rather than choosing.
+    /// </summary>
+    public IEnumerable<ModelAverage> ModelAverages =>
+        Tasks.GroupBy(t => t.Model, StringComparer.Ordinal)
+            .Where(g => g.Count() > 1)
+            .Select(g => new ModelAverage(g.Key, g.Count(),
+                ProportionEstimate.Wilson(g.Sum(t => t.Overall.Accuracy.Successes), g.Sum(t => t.Overall.Count), Confidence),
+                g.Average(t => t.Overall.Accuracy.Value)));
 
     /// <summary>Builds a report from task results.</summary>
     /// <param name="results">Results of one or more models on one or more tasks.</param>
@@ -173,6 +191,18 @@ public sealed record EvaluationReport(IReadOnlyList<TaskSummary> Tasks, IReadOnl
             var (value, lower, upper) = t.Overall.Headline(t.Primary);
             md.AppendLine(CultureInfo.InvariantCulture,
                 $"| {Cell(t.Model)} | {Cell(t.Task)} | {t.Overall.Count} | {MetricName(t.Primary)} | {F(value)} | [{F(lower)}, {F(upper)}] | {F(t.Overall.Accuracy.Value)} | {F(t.Overall.AccuracyNormalized.Value)} | {F(t.Overall.TrueProbabilityMass.Mean)} | {F(t.Overall.Brier.Mean)} | {F(t.Overall.CalibrationError)} | {t.TieBreaking} |");
+        }
+        var averages = ModelAverages.ToArray();
+        if (averages.Length > 0)
+        {
+            md.AppendLine().AppendLine("Across tasks (`acc`): micro pools every item, macro averages the tasks.").AppendLine();
+            md.AppendLine(CultureInfo.InvariantCulture, $"| model | tasks | items | micro acc | {level} CI | macro acc |");
+            md.AppendLine("|---|---:|---:|---:|---|---:|");
+            foreach (var a in averages)
+            {
+                md.AppendLine(CultureInfo.InvariantCulture,
+                    $"| {Cell(a.Model)} | {a.Tasks} | {a.Micro.Count} | {F(a.Micro.Value)} | [{F(a.Micro.Lower)}, {F(a.Micro.Upper)}] | {F(a.Macro)} |");
+            }
         }
         foreach (var t in Tasks.Where(t => t.GroupExactMatch is not null || t.Categories.Count > 0))
         {

@@ -11,13 +11,13 @@ public sealed class TaskFormatException : FormatException
     public TaskFormatException(string source, int line, string problem, Exception? inner = null)
         : base(line > 0 ? $"{source}:{line}: {problem}" : $"{source}: {problem}", inner)
     {
-        Source = source;
+        SourceName = source;
         Line = line;
         Problem = problem;
     }
 
     /// <summary>The file or source name.</summary>
-    public new string Source { get; }
+    public string SourceName { get; }
 
     /// <summary>The 1-based line, or 0 for the whole file.</summary>
     public int Line { get; }

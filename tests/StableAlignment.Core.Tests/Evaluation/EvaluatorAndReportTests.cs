@@ -109,6 +109,21 @@ public class EvaluatorAndReportTests
     }
 
     [Fact]
+    public async Task Averages_across_tasks_are_given_micro_and_macro()
+    {
+        // Task "big": 9 items, all right; task "small": 1 item, wrong. Micro 9/10, macro (1 + 0) / 2.
+        MultipleChoiceTask Make(string name, int n) => new(name, Enumerable.Range(0, n)
+            .Select(i => MultipleChoiceItem.WithGold($"{name}{i}", "c", ["right", "wrong"], 0)).ToArray());
+        var big = await MultipleChoiceEvaluator.EvaluateAsync(Make("big", 9), new ScriptedScorer(r => r.Continuation == " right" ? -1 : -2));
+        var small = await MultipleChoiceEvaluator.EvaluateAsync(Make("small", 1), new ScriptedScorer(r => r.Continuation == " right" ? -2 : -1));
+        var report = EvaluationReport.Create([big, small]);
+        var avg = Assert.Single(report.ModelAverages);
+        Assert.Equal((2, 9, 10), (avg.Tasks, avg.Micro.Successes, avg.Micro.Count));
+        Assert.Equal(0.5, avg.Macro);
+        Assert.Contains("| model | 2 | 10 | 0.900 |", report.ToMarkdown(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Calibration_error_bins_items_by_top_probability()
     {
         ItemResult Item(string id, double top, bool right)
