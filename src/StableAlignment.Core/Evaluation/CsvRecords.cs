@@ -5,7 +5,10 @@ namespace StableAlignment.Core.Evaluation;
 /// <summary>One CSV record and the line it starts on.</summary>
 internal readonly record struct CsvRecord(int Line, IReadOnlyList<string> Fields);
 
-/// <summary>An RFC 4180 reader: comma separated, double-quoted fields may hold commas, quotes ("") and newlines.</summary>
+/// <summary>
+/// An RFC 4180 reader: comma separated, double-quoted fields may hold commas, quotes ("") and newlines. Like Python's
+/// <c>csv</c> module (which wrote many copies of these datasets), a quote inside an unquoted field is kept as text.
+/// </summary>
 internal static class CsvRecords
 {
     public static IEnumerable<CsvRecord> Read(TextReader reader, string source)
@@ -48,8 +51,8 @@ internal static class CsvRecords
                 case '"' when field.Length == 0 && !fieldWasQuoted:
                     inQuotes = fieldWasQuoted = any = true;
                     break;
-                case '"':
-                    throw new TaskFormatException(source, line, "a double quote inside an unquoted field (quote the field and double the quote).");
+                case '"' when fieldWasQuoted:
+                    throw new TaskFormatException(source, line, "a double quote right after a quoted field (inside quotes, write a quote as \"\").");
                 case ',':
                     fields.Add(field.ToString());
                     field.Clear();

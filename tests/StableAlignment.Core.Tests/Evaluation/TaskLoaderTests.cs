@@ -157,6 +157,9 @@ public class TaskLoaderTests
         Assert.Equal(["a", "b,\"c\"\nd", "e"], rows[0].Fields);
         Assert.Equal(3, rows[1].Line);
         Assert.Throws<TaskFormatException>(() => CsvRecords.Read(new StringReader("a,\"open\n"), "x").ToList());
+        Assert.Equal(["say \"hi\"", "b"], CsvRecords.Read(new StringReader("say \"hi\",b\n"), "x").Single().Fields);
+        var e = Assert.Throws<TaskFormatException>(() => CsvRecords.Read(new StringReader("a\n\"x\"y,b\n"), "f.csv").ToList());
+        Assert.Equal(2, e.Line);
     }
 
     [Fact]
