@@ -210,10 +210,14 @@ public sealed record EvaluationReport(IReadOnlyList<TaskSummary> Tasks, IReadOnl
             if (t.GroupExactMatch is { } g)
             {
                 md.AppendLine(CultureInfo.InvariantCulture,
-                    $"Group exact match (every item of a group right): {F(g.Value)} [{F(g.Lower)}, {F(g.Upper)}] over {g.Count} groups.").AppendLine();
+                    $"Group exact match (every item of a group right): {F(g.Value)} [{F(g.Lower)}, {F(g.Upper)}] over {g.Count} groups.");
             }
             if (t.Categories.Count > 0)
             {
+                if (t.GroupExactMatch is not null)
+                {
+                    md.AppendLine();
+                }
                 md.AppendLine(CultureInfo.InvariantCulture, $"Macro accuracy (mean over {t.Categories.Count} categories): {F(t.MacroAccuracy!.Value)}; micro: {F(t.Overall.Accuracy.Value)}.").AppendLine();
                 md.AppendLine(CultureInfo.InvariantCulture, $"| category | n | acc | {level} CI | acc_norm | Brier |");
                 md.AppendLine("|---|---:|---:|---|---:|---:|");
