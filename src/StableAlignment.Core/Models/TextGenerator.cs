@@ -1,4 +1,5 @@
 using Microsoft.ML.Tokenizers;
+using StableAlignment.Core.Evaluation;
 using static TorchSharp.torch;
 
 namespace StableAlignment.Core.Models;
@@ -7,7 +8,7 @@ namespace StableAlignment.Core.Models;
 /// Text in, text out over a <see cref="CausalLanguageModel"/> and its tokenizer: sampling-based generation and
 /// log-likelihood scoring of continuations. Not thread-safe: one call at a time per instance.
 /// </summary>
-public sealed class TextGenerator
+public sealed class TextGenerator : ILogLikelihoodScorer
 {
     private readonly CausalLanguageModel _model;
 
@@ -101,8 +102,8 @@ public sealed class TextGenerator
 
     /// <summary>
     /// Scores continuations: for each (context, continuation) the sum of the log-probabilities of the
-    /// continuation's tokens given the context. Context and continuation are tokenized separately and joined,
-    /// so the continuation's tokens do not depend on the context. Requests are batched with right padding,
+    /// continuation's tokens given the context. As lm-evaluation-harness does, the continuation's tokens are those
+    /// that <c>context + continuation</c> has beyond the context's own encoding. Requests are batched with right padding,
     /// which causal attention makes invisible to the real tokens: a score does not depend on its batch.
     /// </summary>
     /// <param name="requests">The pairs to score; an empty context starts from the end-of-text token.</param>
@@ -119,9 +120,13 @@ public sealed class TextGenerator
         for (var i = 0; i < requests.Count; i++)
         {
             var (ctx, cont) = requests[i];
-            var contextIds = Tokenizer.EncodeToIds(ctx ?? throw new ArgumentException($"Request {i} has a null context.", nameof(requests))).ToList();
-            var continuationIds = Tokenizer.EncodeToIds(cont ?? throw new ArgumentException($"Request {i} has a null continuation.", nameof(requests)));
-            if (continuationIds.Count == 0) throw new ArgumentException($"Request {i} has an empty continuation.", nameof(requests));
+            ArgumentNullException.ThrowIfNull(ctx, $"{nameof(requests)}[{i}].Context");
+            ArgumentNullException.ThrowIfNull(cont, $"{nameof(requests)}[{i}].Continuation");
+            // As lm-evaluation-harness: encode context and context + continuation; the continuation is the tail.
+            var contextIds = Tokenizer.EncodeToIds(ctx).ToList();
+            var wholeIds = Tokenizer.EncodeToIds(ctx + cont);
+            var continuationIds = wholeIds.Skip(Math.Min(contextIds.Count, wholeIds.Count)).ToList();
+            if (continuationIds.Count == 0) throw new ArgumentException($"Request {i} has a continuation that adds no tokens.", nameof(requests));
             if (contextIds.Count == 0)
                 contextIds.Add(EndOfTextId ?? throw new ArgumentException($"Request {i} has an empty context and the tokenizer has no end-of-text token.", nameof(requests)));
             var all = contextIds.Concat(continuationIds).Select(t => (long)t).ToArray();
@@ -150,6 +155,17 @@ public sealed class TextGenerator
             if (wasTraining) _model.train();
         }
         return scores;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Runs <see cref="ScoreContinuations"/> on a worker thread, as one batch.</remarks>
+    public async ValueTask<IReadOnlyList<LikelihoodScore>> ScoreAsync(IReadOnlyList<LikelihoodRequest> requests, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(requests);
+        if (requests.Count == 0) return [];
+        var pairs = requests.Select(r => (r.Context, r.Continuation)).ToList();
+        var scores = await Task.Run(() => ScoreContinuations(pairs, pairs.Count, cancellationToken), cancellationToken).ConfigureAwait(false);
+        return scores.Select(s => new LikelihoodScore(s.LogLikelihood, s.TokenCount)).ToList();
     }
 
     private void ScoreBatch(List<(long[] Tokens, int ContinuationStart)> batch, Span<ContinuationScore> output)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using StableAlignment.Core.Cuda;
 using StableAlignment.Core.Data;
 using StableAlignment.Core.Models;
 using TorchSharp;
@@ -61,9 +62,14 @@ public sealed class StableAlignmentTrainer : IDisposable
     private IPreferenceLoss CreateLoss(ContrastivePreferenceOptions options)
     {
         if (Options.LossFactory is { } factory) return factory(options);
-        // The CUDA kernels plug in here once they implement IPreferenceLoss; until then Auto means the reference.
-        if (Options.LossBackend == PreferenceLossBackend.Cuda)
-            throw new NotSupportedException("The CUDA loss is not part of this build yet; set TrainerOptions.LossFactory to supply it.");
+        // The CUDA kernels serve a model on a CUDA device; Auto falls back to the reference anywhere else.
+        var onCuda = Device.type == DeviceType.CUDA;
+        if (Options.LossBackend == PreferenceLossBackend.Cuda || (Options.LossBackend == PreferenceLossBackend.Auto && onCuda))
+        {
+            if (CudaContrastivePreferenceLoss.IsAvailable(out var reason)) return new CudaContrastivePreferenceLoss(options);
+            if (Options.LossBackend == PreferenceLossBackend.Cuda)
+                throw new NotSupportedException($"LossBackend Cuda was requested but the CUDA loss is unavailable: {reason}");
+        }
         return new ContrastivePreferenceLoss(options);
     }
 

@@ -63,7 +63,7 @@ public class TextGeneratorTests
     }
 
     [Fact]
-    public void Continuation_scores_match_a_direct_log_softmax_and_do_not_depend_on_the_batch()
+    public async Task Continuation_scores_match_a_direct_log_softmax_and_do_not_depend_on_the_batch()
     {
         using var model = new CausalLanguageModel(Gpt2Tiny, seed: 10);
         var generator = new TextGenerator(model, Gpt2.Value);
@@ -90,6 +90,14 @@ public class TextGeneratorTests
         Assert.Equal(continuation.Count, batched[0].TokenCount);
         Assert.Equal(expected, batched[0].LogLikelihood, 3);
         Assert.True(batched[0].LogLikelihood < 0);
+
+        // The evaluation harness's interface gives the same numbers.
+        var viaHarness = await generator.ScoreAsync([.. requests.Select(r => Core.Evaluation.LikelihoodRequest.Create(r.Item1, r.Item2))], default);
+        for (var i = 0; i < requests.Length; i++)
+        {
+            Assert.Equal(batched[i].LogLikelihood, viaHarness[i].LogLikelihood, 3);
+            Assert.Equal(batched[i].TokenCount, viaHarness[i].TokenCount);
+        }
     }
 
     [Fact]
