@@ -164,9 +164,10 @@ public class CausalLanguageModelTests
     }
 
     [Theory]
-    [InlineData("llama", false)]
-    [InlineData("qwen2", true)]
-    public void Hugging_Face_safetensors_checkpoint_reproduces_the_oracle_logits(string modelType, bool tied)
+    [InlineData("llama", false, false)]
+    [InlineData("qwen2", true, false)]
+    [InlineData("llama", true, true)]
+    public void Hugging_Face_safetensors_checkpoint_reproduces_the_oracle_logits(string modelType, bool tied, bool bfloat16)
     {
         var config = Tiny with { AttentionBias = modelType == "qwen2", TieWordEmbeddings = tied, RmsNormEpsilon = 1e-6 };
         // Random weights in Hugging Face naming, written by an independent safetensors writer.
@@ -174,7 +175,7 @@ public class CausalLanguageModelTests
         var shapes = HuggingFaceShapes(config);
         var weights = shapes.ToDictionary(kv => kv.Key, kv => Enumerable.Range(0, (int)kv.Value.Aggregate(1L, (a, b) => a * b))
             .Select(_ => kv.Key.Contains("norm", StringComparison.Ordinal) ? 1 + 0.2 * (rng.NextDouble() - 0.5) : 0.4 * (rng.NextDouble() - 0.5))
-            .Select(v => (double)(float)v).ToArray());
+            .Select(v => bfloat16 ? BFloat16Value(v) : (double)(float)v).ToArray());
         var dir = Directory.CreateTempSubdirectory("sa-hf-").FullName;
         try
         {
@@ -186,13 +187,14 @@ public class CausalLanguageModelTests
             }));
             // Two shards plus a stray buffer, as real checkpoints have.
             var names = weights.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
-            WriteSafetensors(Path.Combine(dir, "model-00001-of-00002.safetensors"), names.Take(names.Count / 2).ToDictionary(n => n, n => (shapes[n], weights[n])));
+            WriteSafetensors(Path.Combine(dir, "model-00001-of-00002.safetensors"), names.Take(names.Count / 2).ToDictionary(n => n, n => (shapes[n], weights[n])), bfloat16);
             var second = names.Skip(names.Count / 2).ToDictionary(n => n, n => (shapes[n], weights[n]));
             second["model.layers.0.self_attn.rotary_emb.inv_freq"] = ([2L], [1.0, 0.01]);
-            WriteSafetensors(Path.Combine(dir, "model-00002-of-00002.safetensors"), second);
+            WriteSafetensors(Path.Combine(dir, "model-00002-of-00002.safetensors"), second, bfloat16);
 
             using var model = CausalLanguageModel.FromHuggingFace(dir);
             Assert.Equal(config, model.Config);
+            Assert.All(model.parameters(), p => Assert.Equal(ScalarType.Float32, p.dtype)); // bf16 shards are widened
             long[] tokens = [0, 22, 11, 3, 3, 9];
             var expected = new ReferenceDecoder(config, weights).Logits(tokens);
             AssertClose(expected, ModelLogits(model, tokens), 2e-4);
@@ -249,15 +251,21 @@ public class CausalLanguageModelTests
         return s;
     }
 
-    /// <summary>A minimal safetensors writer (8-byte header length, JSON header, little-endian F32 data).</summary>
-    private static void WriteSafetensors(string path, Dictionary<string, (long[] Shape, double[] Values)> tensors)
+    /// <summary>The bfloat16 bits of <paramref name="v"/>: the top half of its float32 bits (values are made exact first).</summary>
+    private static ushort BFloat16Bits(double v) => (ushort)(BitConverter.SingleToUInt32Bits((float)v) >> 16);
+
+    private static double BFloat16Value(double v) => BitConverter.UInt32BitsToSingle((uint)BFloat16Bits(v) << 16);
+
+    /// <summary>A minimal safetensors writer (8-byte header length, JSON header, little-endian F32 or BF16 data).</summary>
+    private static void WriteSafetensors(string path, Dictionary<string, (long[] Shape, double[] Values)> tensors, bool bfloat16 = false)
     {
+        var size = bfloat16 ? 2L : 4L;
         var header = new Dictionary<string, object>();
         long offset = 0;
         foreach (var (name, (shape, values)) in tensors)
         {
-            header[name] = new Dictionary<string, object> { ["dtype"] = "F32", ["shape"] = shape, ["data_offsets"] = new[] { offset, offset + values.Length * 4L } };
-            offset += values.Length * 4L;
+            header[name] = new Dictionary<string, object> { ["dtype"] = bfloat16 ? "BF16" : "F32", ["shape"] = shape, ["data_offsets"] = new[] { offset, offset + values.Length * size } };
+            offset += values.Length * size;
         }
         header["__metadata__"] = new Dictionary<string, string> { ["format"] = "pt" };
         var json = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(header));
@@ -265,6 +273,10 @@ public class CausalLanguageModelTests
         w.Write((ulong)json.Length);
         w.Write(json);
         foreach (var (_, (_, values)) in tensors)
-            foreach (var v in values) w.Write((float)v);
+            foreach (var v in values)
+            {
+                if (bfloat16) w.Write(BFloat16Bits(v));
+                else w.Write((float)v);
+            }
     }
 }
