@@ -1,0 +1,112 @@
+using StableAlignment.Core.Cuda;
+using StableAlignment.Core.Tests.Cuda;
+using StableAlignment.Core.Training;
+
+namespace StableAlignment.GpuCheck;
+
+/// <summary>
+/// Runs the three kernels on any <see cref="IKernelDevice"/> with every output poisoned beforehand (0xFF bytes: NaN)
+/// and compares them with the float64 oracle. The GPU checker runs it on the GPU; the tests run it on the CPU build.
+/// </summary>
+internal static class KernelCheck
+{
+    public const double Fp32Rtol = 5e-4, Fp32Atol = 1e-5, Bf16Tol = 5e-2, Bf16GradAtol = 1e-3;
+
+    internal sealed record Case(string Name, int Seed, int N, int T, int V, CudaLogitsType Type, bool ExplicitMask, ContrastivePreferenceOptions Options);
+
+    /// <summary>Worst error of each output as a multiple of its tolerance (at most 1 passes; NaN counts as infinite).</summary>
+    internal sealed record Outcome(Case Case, double Loss, double Nll, double Terms, double Grad, bool RankingAgrees)
+    {
+        public bool Passed => Loss <= 1 && Nll <= 1 && Terms <= 1 && Grad <= 1 && RankingAgrees;
+    }
+
+    /// <summary>The checker's cases: both element types, aligned and unaligned rows, each reduction and normalisation, V up to 128k.</summary>
+    public static IReadOnlyList<Case> Cases(int largestVocabulary)
+    {
+        var cases = new List<Case>();
+        var seed = 1;
+        foreach (var type in new[] { CudaLogitsType.Fp32, CudaLogitsType.Bf16 })
+        {
+            cases.Add(new("mean-hinge, token mean, mask", seed++, 6, 5, 1000, type, true, new ContrastivePreferenceOptions()));
+            cases.Add(new("unaligned V, sum, ignore index", seed++, 5, 4, 257, type, false,
+                new ContrastivePreferenceOptions { LengthNormalization = LengthNormalization.Sum, Reduction = RankingReduction.MeanOfHinges }));
+            cases.Add(new("32k, hinge-of-max", seed++, 4, 3, Math.Min(32_000, largestVocabulary), type, true,
+                new ContrastivePreferenceOptions { Reduction = RankingReduction.HingeOfMax, Margin = 2 }));
+            cases.Add(new("long rows, SFT only", seed++, 2, 2, largestVocabulary, type, false, new ContrastivePreferenceOptions { SftOnly = true }));
+        }
+        return cases;
+    }
+
+    public static Outcome Run(IKernelDevice device, Case c)
+    {
+        var batch = PreferenceTestBatch.Random(c.Seed, c.N, c.T, c.V, c.ExplicitMask);
+        var bf16 = c.Type == CudaLogitsType.Bf16;
+        var seen = bf16 ? Array.ConvertAll(batch.Logits, x => WidenBf16(NarrowBf16(x))) : batch.Logits;
+        var want = (batch with { Logits = seen }).Oracle(c.Options);
+        var groupCount = (int)batch.Groups.Max() + 1;
+        var rows = (long)c.N * c.T;
+        var gradBytes = rows * c.V * (bf16 ? 2 : 4);
+        var owned = new List<nint>();
+        nint Upload<T>(T[] data) where T : unmanaged
+        {
+            var p = DeviceCopy.Upload<T>(device, data);
+            owned.Add(p);
+            return p;
+        }
+        try
+        {
+            var logits = bf16 ? Upload(Array.ConvertAll(seen, NarrowBf16)) : Upload(seen);
+            var mask = batch.Mask is null ? 0 : Upload(Array.ConvertAll(batch.Mask, m => m ? (byte)1 : (byte)0));
+            var inputs = new KernelInputs(logits, c.Type, c.N, c.T, c.V, groupCount, Upload(batch.Targets), mask,
+                Upload(batch.Groups), Upload(batch.Ratings), c.Options.IgnoreIndex);
+            var grad = device.Allocate(gradBytes);
+            owned.Add(grad);
+            device.Fill(grad, 0xff, gradBytes);
+            using var workspace = new LossWorkspace(device, c.N, c.T, groupCount);
+            workspace.Poison();
+
+            var kernels = new PreferenceKernels(device);
+            kernels.Forward(inputs, workspace.Buffers, c.Options);
+            var got = workspace.Read();
+            got.ThrowIfInvalid(c.T, c.V);
+            kernels.Backward(inputs, workspace.Buffers.Lse, workspace.Buffers.Coeff, workspace.Buffers.Norm, 0, 0, grad);
+            device.Synchronize();
+            float[] gotGrad;
+            if (bf16) gotGrad = Array.ConvertAll(DeviceCopy.ToHost<ushort>(device, grad, (int)(rows * c.V)), WidenBf16);
+            else gotGrad = DeviceCopy.ToHost<float>(device, grad, (int)(rows * c.V));
+
+            var (rtol, atol, gradAtol) = bf16 ? (Bf16Tol, Bf16Tol, Bf16GradAtol) : (Fp32Rtol, Fp32Atol, Fp32Atol);
+            return new Outcome(c,
+                Worst([want.Loss], [got.Loss], rtol, atol),
+                Worst(want.Nll, got.Nll, rtol, atol),
+                Math.Max(Worst(want.Sft, got.Sft, rtol, atol), Worst(want.Rank, got.Rank, rtol, atol)),
+                Worst(want.GradLogits, gotGrad, rtol, gradAtol),
+                want.BestHasLowestNll.SequenceEqual(got.BestHasLowestNll()));
+        }
+        finally
+        {
+            foreach (var p in owned) device.Free(p);
+        }
+    }
+
+    private static double Worst(double[] expected, float[] actual, double rtol, double atol)
+    {
+        var worst = 0.0;
+        for (var i = 0; i < expected.Length; i++)
+        {
+            var ratio = Math.Abs(expected[i] - actual[i]) / (atol + rtol * Math.Abs(expected[i]));
+            worst = double.IsNaN(ratio) ? double.PositiveInfinity : Math.Max(worst, ratio);
+        }
+        return worst;
+    }
+
+    /// <summary>float32 to bfloat16 bits, round to nearest even (as the kernels store gradients).</summary>
+    public static ushort NarrowBf16(float x)
+    {
+        var u = BitConverter.SingleToUInt32Bits(x);
+        if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;
+        return (ushort)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+
+    public static float WidenBf16(ushort bits) => BitConverter.UInt32BitsToSingle((uint)bits << 16);
+}

@@ -1,0 +1,47 @@
+using StableAlignment.Core.Cuda;
+using StableAlignment.Core.Training;
+
+namespace StableAlignment.Core.Tests.Cuda;
+
+/// <summary>The device-pointer API, with the CPU build's "device" memory standing in for GPU memory.</summary>
+public sealed class CudaDevicePointerTests
+{
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Device_batches_write_the_gradient_in_place_and_match_the_oracle(bool explicitMask)
+    {
+        var options = new ContrastivePreferenceOptions { Reduction = RankingReduction.MeanOfHinges, LengthNormalization = LengthNormalization.Sum };
+        var batch = PreferenceTestBatch.Random(31, 5, 4, 77, explicitMask, groupCount: 2);
+        var device = new EmulatedKernelDevice();
+        var owned = new List<nint>();
+        nint Upload<T>(T[] data) where T : unmanaged
+        {
+            var p = DeviceCopy.Upload<T>(device, data);
+            owned.Add(p);
+            return p;
+        }
+        var grad = device.Allocate(batch.Logits.Length * sizeof(float));
+        owned.Add(grad);
+        using var loss = new CudaContrastivePreferenceLoss(options, device);
+        var got = loss.Compute(new CudaPreferenceDeviceBatch(
+            Upload(batch.Logits), CudaLogitsType.Fp32, batch.N, batch.T, batch.V, Upload(batch.Targets), Upload(batch.Groups), Upload(batch.Ratings),
+            batch.Mask is null ? 0 : Upload(Array.ConvertAll(batch.Mask, m => m ? (byte)1 : (byte)0)), grad));
+
+        var want = batch.Oracle(options);
+        Close.Equal(want.Loss, got.Loss, Close.Fp32Rtol, Close.Fp32Atol, "loss");
+        Close.All(want.Nll, got.ResponseNll, Close.Fp32Rtol, Close.Fp32Atol, "nll");
+        Assert.Null(got.GradLogits);
+        Close.All(want.GradLogits, DeviceCopy.ToHost<float>(device, grad, batch.Logits.Length), Close.Fp32Rtol, Close.Fp32Atol, "grad");
+        foreach (var p in owned) device.Free(p);
+        Assert.Equal(0, device.LiveAllocations);
+    }
+
+    [Fact]
+    public void A_null_device_pointer_is_rejected()
+    {
+        using var loss = new CudaContrastivePreferenceLoss(null, new EmulatedKernelDevice());
+        var e = Assert.Throws<ArgumentException>(() => loss.Compute(new CudaPreferenceDeviceBatch(0, CudaLogitsType.Fp32, 1, 1, 1, 0, 0, 0)));
+        Assert.Contains("device pointers", e.Message, StringComparison.Ordinal);
+    }
+}
