@@ -102,9 +102,11 @@ internal sealed class AlignmentFileReader : IDisposable
                 line = line[..^1];
             if (!IsBlank(line))
             {
-                var record = ParseRecord(line, _start, out var issue);
-                if (record is not null)
-                    accept(record);
+                var status = ParseRecord(line, _start, isFinal: true, out var record, out int length, out var issue);
+                if (status == ParseStatus.Ok && !IsBlank(line[length..]))
+                    (status, issue) = (ParseStatus.Problem, IssueAt(_start + length, "unexpected data after the record on its line"));
+                if (status == ParseStatus.Ok)
+                    accept(record!);
                 else
                     Fail(issue!, skippable: true);
                 _recordIndex++;
@@ -157,12 +159,24 @@ internal sealed class AlignmentFileReader : IDisposable
                 i = NextNonBlank();
             }
             Advance(i - _start);
-            int length = MeasureValue();
-            var record = ParseRecord(_buffer.AsSpan(_start, length), _start, out var issue);
-            if (record is not null)
-                accept(record);
+            // One pass: parse straight from the window, reading more whenever the record is not yet whole.
+            ParseStatus status;
+            AlignmentRecord? record;
+            int length;
+            AlignmentDataIssue? issue;
+            while ((status = ParseRecord(_buffer.AsSpan(_start, _end - _start), _start, _eof, out record, out length, out issue)) == ParseStatus.Incomplete)
+                Fill();
+            if (status == ParseStatus.Ok)
+            {
+                accept(record!);
+            }
             else
+            {
+                if (!_options.Lenient)
+                    Fail(issue!, skippable: false);
+                length = MeasureValue(); // the bad record's extent, so it can be skipped (throws if the JSON is broken)
                 Fail(issue!, skippable: true);
+            }
             _recordIndex++;
             Advance(length);
             first = false;
@@ -190,22 +204,41 @@ internal sealed class AlignmentFileReader : IDisposable
         }
     }
 
-    private AlignmentRecord? ParseRecord(ReadOnlySpan<byte> json, int sliceStart, out AlignmentDataIssue? issue)
+    private enum ParseStatus
     {
+        Ok,
+        Problem,
+        Incomplete,
+    }
+
+    // Parses one record object at the start of `json`. With isFinal false, running out of bytes gives Incomplete (read
+    // more and retry); `length` is the record's size in bytes when Ok.
+    private ParseStatus ParseRecord(ReadOnlySpan<byte> json, int sliceStart, bool isFinal, out AlignmentRecord? record,
+        out int length, out AlignmentDataIssue? issue)
+    {
+        record = null;
+        length = 0;
         issue = null;
-        var reader = new Utf8JsonReader(json, isFinalBlock: true, state: default);
+        var reader = new Utf8JsonReader(json, isFinal, state: default);
         string? query = null;
         List<string>? responses = null;
         List<double>? scores = null;
         List<string>? models = null;
         try
         {
-            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            if (!reader.Read())
+                return Short(isFinal, sliceStart, out issue);
+            if (reader.TokenType != JsonTokenType.StartObject)
                 return Problem(out issue, sliceStart, reader, $"expected a record object, found {reader.TokenType}");
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            while (true)
             {
+                if (!reader.Read())
+                    return Short(isFinal, sliceStart, out issue);
+                if (reader.TokenType == JsonTokenType.EndObject)
+                    break;
                 string name = reader.GetString()!;
-                reader.Read();
+                if (!reader.Read())
+                    return Short(isFinal, sliceStart, out issue);
                 switch (name)
                 {
                     case "query":
@@ -220,8 +253,12 @@ internal sealed class AlignmentFileReader : IDisposable
                         var list = new List<string>();
                         if (reader.TokenType != JsonTokenType.StartArray)
                             return Problem(out issue, sliceStart, reader, $"\"{name}\" must be an array of strings, found {reader.TokenType}");
-                        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                        while (true)
                         {
+                            if (!reader.Read())
+                                return Short(isFinal, sliceStart, out issue);
+                            if (reader.TokenType == JsonTokenType.EndArray)
+                                break;
                             if (reader.TokenType == JsonTokenType.Null && name == "models")
                             {
                                 list.Add("");
@@ -243,8 +280,12 @@ internal sealed class AlignmentFileReader : IDisposable
                         if (reader.TokenType != JsonTokenType.StartArray)
                             return Problem(out issue, sliceStart, reader, $"\"scores\" must be an array of numbers, found {reader.TokenType}");
                         scores = [];
-                        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                        while (true)
                         {
+                            if (!reader.Read())
+                                return Short(isFinal, sliceStart, out issue);
+                            if (reader.TokenType == JsonTokenType.EndArray)
+                                break;
                             if (reader.TokenType != JsonTokenType.Number || !reader.TryGetDouble(out double v))
                             {
                                 string shown = reader.TokenType == JsonTokenType.String ? $"\"{reader.GetString()}\"" : reader.TokenType.ToString();
@@ -257,7 +298,8 @@ internal sealed class AlignmentFileReader : IDisposable
                         }
                         break;
                     default:
-                        reader.Skip();
+                        if (!reader.TrySkip())
+                            return Short(isFinal, sliceStart, out issue);
                         break;
                 }
             }
@@ -265,16 +307,17 @@ internal sealed class AlignmentFileReader : IDisposable
         catch (JsonException ex)
         {
             issue = IssueFromJson(sliceStart, ex);
-            return null;
+            return ParseStatus.Problem;
         }
         catch (InvalidOperationException ex)
         {
             // GetString refuses text that is not valid UTF-8.
             issue = IssueAt(sliceStart + (int)reader.TokenStartIndex, "invalid UTF-8 in a string: " + ex.Message);
-            return null;
+            return ParseStatus.Problem;
         }
 
-        int end = sliceStart + json.Length - 1;
+        length = checked((int)reader.BytesConsumed);
+        int end = sliceStart + length - 1; // the closing brace
         if (query is null)
             return Problem(out issue, end, "the record has no \"query\"");
         if (responses is null)
@@ -286,19 +329,27 @@ internal sealed class AlignmentFileReader : IDisposable
         models ??= [.. Enumerable.Repeat("", responses.Count)];
         if (models.Count != responses.Count)
             return Problem(out issue, end, $"{responses.Count} responses but {models.Count} models");
-        return new AlignmentRecord(query, responses, scores, models);
+        record = new AlignmentRecord(query, responses, scores, models);
+        return ParseStatus.Ok;
     }
 
-    private AlignmentRecord? Problem(out AlignmentDataIssue issue, int sliceStart, in Utf8JsonReader reader, string problem)
+    // Out of bytes: more may come (Incomplete), or, at the end of the data, the record is cut short.
+    private ParseStatus Short(bool isFinal, int sliceStart, out AlignmentDataIssue? issue)
+    {
+        issue = isFinal ? IssueAt(Math.Max(sliceStart, _end), "the record is cut short") : null;
+        return isFinal ? ParseStatus.Problem : ParseStatus.Incomplete;
+    }
+
+    private ParseStatus Problem(out AlignmentDataIssue? issue, int sliceStart, in Utf8JsonReader reader, string problem)
     {
         issue = IssueAt(sliceStart + (int)reader.TokenStartIndex, problem);
-        return null;
+        return ParseStatus.Problem;
     }
 
-    private AlignmentRecord? Problem(out AlignmentDataIssue issue, int position, string problem)
+    private ParseStatus Problem(out AlignmentDataIssue? issue, int position, string problem)
     {
         issue = IssueAt(position, problem);
-        return null;
+        return ParseStatus.Problem;
     }
 
     private void Fail(AlignmentDataIssue issue, bool skippable)

@@ -146,6 +146,28 @@ public sealed class AlignmentFileTests : IDisposable
     }
 
     [Fact]
+    public async Task Lenient_mode_skips_bad_records_inside_an_array_even_across_buffer_refills()
+    {
+        string text = "[\n" + string.Join(",\n",
+            "{\"query\":\"q1\",\"responses\":[\"r\"],\"scores\":[2]}",
+            "{\"query\":\"q2\",\"scores\":[\"bad\", 3, 4, 5, 6, 7, 1, 2, 3],\"responses\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\"]}",
+            "{\"query\":\"q3\",\"responses\":[\"r\"],\"scores\":[3]}") + "\n]";
+        var ds = await AlignmentDataset.LoadAsync(WriteFile("lenient.json", text), new AlignmentReadOptions { Lenient = true, BufferSize = 16 });
+        Assert.Equal(["q1", "q3"], ds.Records.Select(r => r.Query));
+        var issue = Assert.Single(ds.LoadReport!.Issues);
+        Assert.Equal((1L, 3L), (issue.RecordIndex, issue.Line));
+        Assert.Equal(Encoding.UTF8.GetByteCount(text[..text.IndexOf("\"bad\"", StringComparison.Ordinal)]), issue.ByteOffset);
+    }
+
+    [Fact]
+    public async Task Json_lines_refuse_a_second_value_on_a_line()
+    {
+        string path = WriteFile("two.jsonl", "{\"query\":\"q\",\"responses\":[\"r\"],\"scores\":[2]} {\"query\":\"x\"}\n");
+        var ex = await Assert.ThrowsAsync<AlignmentDataException>(() => AlignmentDataset.LoadAsync(path));
+        Assert.Contains("unexpected data after the record", ex.Issue.Problem, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Lenient_mode_still_stops_at_broken_array_structure()
     {
         string path = WriteFile("broken.json", "[{\"query\":\"q\",\"responses\":[\"r\"],\"scores\":[2]} {\"query\":\"q\"}]");
