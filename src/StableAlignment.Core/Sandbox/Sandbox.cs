@@ -105,7 +105,7 @@ public sealed partial class Sandbox : ISandbox
         _scheduler.ResetAccounting();
         using var activity = SandboxTelemetry.Source.StartActivity("sandbox.run");
         int agentsPerRound = _agents.Length;
-        using var log = SandboxLogWriter.Open(logPath, Options.Fingerprint(_backends.Questions.Questions), agentsPerRound);
+        using var log = SandboxLogWriter.Open(logPath, Fingerprint(), agentsPerRound);
         long start = log.Count;
         long total = (long)rounds * agentsPerRound;
         await RestoreMemoriesAsync(log, cancellationToken).ConfigureAwait(false);
@@ -124,6 +124,14 @@ public sealed partial class Sandbox : ISandbox
         var reason = log.Count >= total ? SandboxStopReason.Completed : SandboxStopReason.BudgetExhausted;
         LogEnd(_logger, reason, done, log.Count, clock.Elapsed.TotalSeconds);
         return Result(reason, done, log.Count, run.RatingFailures, clock.Elapsed);
+    }
+
+    /// <summary>The options' fingerprint plus the embedding model, which decides what memories are retrieved.</summary>
+    private string Fingerprint()
+    {
+        var metadata = _backends.Embeddings.GetService<EmbeddingGeneratorMetadata>();
+        return Options.Fingerprint(_backends.Questions.Questions)
+            + $"Embeddings={metadata?.ProviderName}/{metadata?.DefaultModelId}/{metadata?.DefaultModelDimensions}\n";
     }
 
     private SandboxRunResult Result(SandboxStopReason reason, long done, long inLog, long failures, TimeSpan elapsed) => new()

@@ -24,7 +24,11 @@ internal sealed partial class ScenarioBank
     private readonly Dictionary<string, Scenario> _byQuestion = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _levelByAnswer = new(StringComparer.Ordinal);
 
-    public static ScenarioBank Shared { get; } = new();
+    // Lazy: the template arrays live in the other part of this partial class, and static field initialisers of
+    // different files run in no defined order.
+    private static readonly Lazy<ScenarioBank> SharedBank = new(() => new ScenarioBank());
+
+    public static ScenarioBank Shared => SharedBank.Value;
 
     public ScenarioBank()
     {
