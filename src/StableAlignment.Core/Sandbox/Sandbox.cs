@@ -48,6 +48,7 @@ public sealed partial class Sandbox : ISandbox
     private readonly Dictionary<int, int> _ordinalById;
     private readonly Dictionary<int, int[]> _neighbourhoods;
     private readonly int[] _activeIds;
+    private int _running;
 
     internal Sandbox(SandboxOptions options, SandboxBackends backends, ILoggerFactory? loggerFactory, IDisposable? owned)
     {
@@ -101,6 +102,21 @@ public sealed partial class Sandbox : ISandbox
     {
         ArgumentOutOfRangeException.ThrowIfNegative(rounds);
         ArgumentException.ThrowIfNullOrWhiteSpace(logPath);
+        if (Interlocked.Exchange(ref _running, 1) == 1)
+            throw new InvalidOperationException("This sandbox is already running; agents' memories belong to one run at a time.");
+        try
+        {
+            return await RunOnceAsync(rounds, logPath, progress, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            Volatile.Write(ref _running, 0);
+        }
+    }
+
+    private async Task<SandboxRunResult> RunOnceAsync(int rounds, string logPath, IProgress<SandboxProgress>? progress,
+        CancellationToken cancellationToken)
+    {
         var clock = Stopwatch.StartNew();
         _scheduler.ResetAccounting();
         using var activity = SandboxTelemetry.Source.StartActivity("sandbox.run");
