@@ -11,7 +11,11 @@ if (args.Length != 4)
 }
 string logPath = args[0];
 int rounds = int.Parse(args[1], CultureInfo.InvariantCulture);
-var options = new SandboxOptions { GridSize = int.Parse(args[2], CultureInfo.InvariantCulture), Seed = 11, PeersPerInteraction = 3, MemorySeedSize = 10 };
+// MaxRoundsAhead = 0 commits round by round, so the parent sees the log grow before the run ends and can kill mid-run.
+var options = new SandboxOptions
+{
+    GridSize = int.Parse(args[2], CultureInfo.InvariantCulture), Seed = 11, PeersPerInteraction = 3, MemorySeedSize = 10, MaxRoundsAhead = 0,
+};
 var delay = TimeSpan.FromMilliseconds(int.Parse(args[3], CultureInfo.InvariantCulture));
 
 using var embeddings = new MiniLmEmbeddingGenerator();

@@ -146,17 +146,17 @@ public class DurabilityTests
     {
         using var dir = new TempFolder();
         string log = dir.File("killed.db");
-        const int Rounds = 3, Grid = 4, Total = Rounds * Grid * Grid;
+        const int Rounds = 4, Grid = 4, Total = Rounds * Grid * Grid;
         using (var worker = StartWorker(log, Rounds, Grid, delayMs: 40))
         {
             var deadline = DateTime.UtcNow.AddMinutes(2);
-            while (CountRows(log) < 10 && !worker.HasExited && DateTime.UtcNow < deadline) await Task.Delay(20);
+            while (CountRows(log) < 1 && !worker.HasExited && DateTime.UtcNow < deadline) await Task.Delay(20);
             Assert.False(worker.HasExited, "the worker finished before it could be killed; slow it down");
             worker.Kill(entireProcessTree: true);
             await worker.WaitForExitAsync();
         }
         long afterKill = CountRows(log);
-        Assert.InRange(afterKill, 10, Total - 1);
+        Assert.InRange(afterKill, 1, Total - 1);
 
         using (var resume = StartWorker(log, Rounds, Grid, delayMs: 0)) await WaitAsync(resume);
         using (var full = StartWorker(dir.File("full.db"), Rounds, Grid, delayMs: 0)) await WaitAsync(full);
