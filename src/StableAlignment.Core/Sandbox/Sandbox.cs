@@ -211,7 +211,9 @@ public sealed partial class Sandbox : ISandbox
         private readonly TaskCompletionSource[] _agentDone;      // by seq - start: the agent's memory holds this round
         private readonly TaskCompletionSource<Outcome>[] _results; // by seq - start
         private readonly TaskCompletionSource[] _roundCommitted;  // by round
+        private readonly CancellationToken _userToken;
         private long _ratingFailures;
+        private int _budgetLogged;
         private Exception? _failure;
 
         public RunState(Sandbox sandbox, SandboxLogWriter log, long start, long total, IProgress<SandboxProgress>? progress, CancellationToken ct)
@@ -222,6 +224,7 @@ public sealed partial class Sandbox : ISandbox
             _total = total;
             _perRound = sandbox._agents.Length;
             _progress = progress;
+            _userToken = ct;
             _cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
             int count = checked((int)(total - start));
             _agentDone = [.. Enumerable.Range(0, count).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))];
@@ -261,22 +264,39 @@ public sealed partial class Sandbox : ISandbox
                 {
                     long gate = round - 1 - _s.Options.MaxRoundsAhead;
                     if (gate >= 0) await _roundCommitted[gate].Task.WaitAsync(ct).ConfigureAwait(false);
-                    if (_s._scheduler.BudgetExhausted) throw new OperationCanceledException("token budget reached");
+                    if (_s._scheduler.BudgetExhausted)
+                    {
+                        // A clean stop: start nothing new, let what is in flight finish and be committed.
+                        if (Interlocked.Exchange(ref _budgetLogged, 1) == 0) LogBudget(_s._logger, _s.Options.TokenBudget ?? 0, _log.Count);
+                        Skip(seq);
+                        return;
+                    }
                     var outcome = await InteractAsync(agent, ordinal, (int)round, ct).ConfigureAwait(false);
                     _agentDone[seq - _start].SetResult();
                     _results[seq - _start].SetResult(outcome);
                 }
+                catch (OperationCanceledException) when (!_userToken.IsCancellationRequested && !_cts.IsCancellationRequested)
+                {
+                    // A peer this interaction depends on was skipped (budget stop): skip too, without stopping the others.
+                    Skip(seq);
+                    return;
+                }
                 catch (Exception ex)
                 {
                     Fail(ex);
-                    // Release everyone waiting on this agent; the committer stops at the first missing interaction.
-                    for (long s = seq; s < _total; s += _perRound)
-                    {
-                        _agentDone[s - _start].TrySetCanceled(CancellationToken.None);
-                        _results[s - _start].TrySetCanceled(CancellationToken.None);
-                    }
+                    Skip(seq);
                     return;
                 }
+            }
+        }
+
+        /// <summary>Releases everyone waiting on this agent from <paramref name="seq"/> on; the committer stops at the first gap.</summary>
+        private void Skip(long seq)
+        {
+            for (long s = seq; s < _total; s += _perRound)
+            {
+                _agentDone[s - _start].TrySetCanceled(CancellationToken.None);
+                _results[s - _start].TrySetCanceled(CancellationToken.None);
             }
         }
 
@@ -303,6 +323,9 @@ public sealed partial class Sandbox : ISandbox
         {
             for (long seq = _start; seq < _total; seq++)
             {
+                // Once the caller cancels or something fails, stop at once rather than commit stragglers. After a budget
+                // stop, the interactions already in flight are still committed, up to the first one never started.
+                if (_cts.IsCancellationRequested) break;
                 Outcome outcome;
                 try
                 {
@@ -337,12 +360,6 @@ public sealed partial class Sandbox : ISandbox
                 }
                 _progress?.Report(new SandboxProgress((int)(_log.Count / _perRound), _log.Count, _total, _s._scheduler.InFlight,
                     RatingFailures, _s._scheduler.TokensIn, _s._scheduler.TokensOut));
-                if (_s._scheduler.BudgetExhausted && seq + 1 < _total)
-                {
-                    LogBudget(_s._logger, _s.Options.TokenBudget ?? 0, _log.Count);
-                    _cts.Cancel();
-                    break;
-                }
             }
             // Nothing more will be committed: stop whatever still runs.
             if (_log.Count < _total) _cts.Cancel();

@@ -36,7 +36,7 @@ public class DurabilityTests
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => s.RunAsync(3, dir.File("log.db"), progress, cts.Token));
         }
         long kept = SandboxLog.Summarize(dir.File("log.db")).Interactions;
-        Assert.InRange(kept, 13, 26);
+        Assert.Equal(13, kept); // cancelled from the progress report of the 13th commit: mid-round 1
         await using (var s = SandboxTestKit.Offline(options))
         {
             var resumed = await s.RunAsync(3, dir.File("log.db"));
