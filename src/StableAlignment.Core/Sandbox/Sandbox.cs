@@ -36,7 +36,7 @@ public sealed record SandboxBackends
 /// round-by-round run would send. Interactions are committed in schedule order, so the log is always a prefix of the
 /// schedule: resuming continues at the first missing interaction.
 /// </remarks>
-public sealed partial class Sandbox : ISandbox
+internal sealed partial class Sandbox : ISandbox
 {
     private readonly SandboxBackends _backends;
     private readonly IDisposable? _owned;
