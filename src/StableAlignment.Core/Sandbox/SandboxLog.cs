@@ -1,0 +1,307 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+
+namespace StableAlignment.Core.Sandbox;
+
+/// <summary>A summary of a sandbox log.</summary>
+/// <param name="Interactions">Logged interactions.</param>
+/// <param name="CompletedRounds">Rounds whose every interaction is logged.</param>
+/// <param name="RatingFailures">Ratings recorded as explicit failures.</param>
+/// <param name="MemoryUpdates">Question-answer pairs added to agents' memories.</param>
+/// <param name="TokensIn">Prompt tokens of the logged interactions.</param>
+/// <param name="TokensOut">Completion tokens of the logged interactions.</param>
+/// <param name="MeanDraftAlignment">Mean observer alignment of drafts (successful ratings only), or NaN.</param>
+/// <param name="MeanRevisionAlignment">Mean observer alignment of revisions (successful ratings only), or NaN.</param>
+public sealed record SandboxLogSummary(long Interactions, int CompletedRounds, long RatingFailures, long MemoryUpdates, long TokensIn,
+    long TokensOut, double MeanDraftAlignment, double MeanRevisionAlignment);
+
+/// <summary>
+/// Reads and exports the durable SQLite log written by <see cref="ISandbox.RunAsync"/>: the records, for
+/// AlignmentDataset, and the reference's per-agent JSON Lines files.
+/// </summary>
+public static class SandboxLog
+{
+    internal const string FormatVersion = "stable-alignment-sandbox-log/1";
+
+    internal static readonly JsonSerializerOptions RecordJson = new() { WriteIndented = false };
+
+    /// <summary>Every logged interaction, in schedule order (round, then agent).</summary>
+    public static IReadOnlyList<InteractionRecord> ReadRecords(string logPath)
+    {
+        using var connection = OpenExisting(logPath);
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT seq, record FROM interactions ORDER BY seq";
+        using var reader = command.ExecuteReader();
+        var records = new List<InteractionRecord>();
+        while (reader.Read())
+        {
+            records.Add(JsonSerializer.Deserialize<InteractionRecord>(reader.GetString(1), RecordJson)
+                ?? throw new InvalidDataException($"Sandbox log '{logPath}': interaction {reader.GetInt64(0)} holds no record."));
+        }
+        return records;
+    }
+
+    /// <summary>Counts and means over a log.</summary>
+    public static SandboxLogSummary Summarize(string logPath)
+    {
+        using var connection = OpenExisting(logPath);
+        long Scalar(string sql)
+        {
+            using var c = connection.CreateCommand();
+            c.CommandText = sql;
+            return Convert.ToInt64(c.ExecuteScalar() ?? 0L, CultureInfo.InvariantCulture);
+        }
+        long interactions = Scalar("SELECT COUNT(*) FROM interactions");
+        long perRound = Scalar("SELECT COALESCE((SELECT value FROM meta WHERE key = 'agents'), '0')");
+        var records = ReadRecords(logPath);
+        static double Mean(IEnumerable<double?> values)
+        {
+            var list = values.Where(v => v.HasValue).Select(v => v!.Value).ToList();
+            return list.Count == 0 ? double.NaN : list.Average();
+        }
+        return new SandboxLogSummary(interactions, perRound == 0 ? 0 : (int)(interactions / perRound),
+            Scalar("SELECT COUNT(*) FROM rating_failures"), Scalar("SELECT COUNT(*) FROM memory_updates"),
+            Scalar("SELECT COALESCE(SUM(tokens_in), 0) FROM interactions"), Scalar("SELECT COALESCE(SUM(tokens_out), 0) FROM interactions"),
+            Mean(records.Select(r => r.DraftAlignment)), Mean(records.Select(r => r.RevisionAlignment)));
+    }
+
+    /// <summary>
+    /// Writes one JSON Lines file per agent (<c>agent_{id}.jsonl</c>) in the reference sandbox's per-agent record shape
+    /// (snake_case fields). A failed rating is written as <c>null</c> (the reference wrote the magic value 8 or -1).
+    /// </summary>
+    /// <returns>The files written, in agent order.</returns>
+    public static IReadOnlyList<string> ExportJsonLines(string logPath, string outputDirectory)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(outputDirectory);
+        Directory.CreateDirectory(outputDirectory);
+        var files = new List<string>();
+        foreach (var group in ReadRecords(logPath).GroupBy(r => r.AgentId).OrderBy(g => g.Key))
+        {
+            string path = Path.Combine(outputDirectory, string.Create(CultureInfo.InvariantCulture, $"agent_{group.Key}.jsonl"));
+            using var stream = File.Create(path);
+            foreach (var record in group.OrderBy(r => r.Round))
+            {
+                using (var writer = new Utf8JsonWriter(stream)) WriteReferenceRecord(writer, record);
+                stream.WriteByte((byte)'\n');
+            }
+            files.Add(path);
+        }
+        return files;
+    }
+
+    private static void WriteReferenceRecord(Utf8JsonWriter w, InteractionRecord r)
+    {
+        static void Ratings(Utf8JsonWriter w, string name, IEnumerable<RatingOutcome> ratings)
+        {
+            w.WriteStartArray(name);
+            foreach (var rating in ratings)
+            {
+                if (rating.Value is int v) w.WriteNumberValue(v);
+                else w.WriteNullValue();
+            }
+            w.WriteEndArray();
+        }
+        static void Strings(Utf8JsonWriter w, string name, IEnumerable<string> values)
+        {
+            w.WriteStartArray(name);
+            foreach (string v in values) w.WriteStringValue(v);
+            w.WriteEndArray();
+        }
+        w.WriteStartObject();
+        w.WriteNumber("agent_id", r.AgentId);
+        w.WriteString("label", r.Label);
+        w.WriteNumber("round", r.Round);
+        w.WriteString("question", r.Question);
+        w.WriteString("draft_answer", r.Draft);
+        w.WriteStartArray("peer_ids");
+        foreach (var f in r.Feedback) w.WriteNumberValue(f.PeerId);
+        w.WriteEndArray();
+        Strings(w, "feedback", r.Feedback.Select(f => f.Rating.Reason));
+        Ratings(w, "ratings", r.Feedback.Select(f => f.Rating));
+        w.WriteString("revised_answer", r.Revision);
+        Ratings(w, "draft_alignment", r.DraftScores.Select(s => s.Alignment));
+        Ratings(w, "draft_engagement", r.DraftScores.Select(s => s.Engagement));
+        Strings(w, "draft_observer_reasons", r.DraftScores.Select(s => s.Alignment.Reason));
+        Ratings(w, "revised_alignment", r.RevisionScores.Select(s => s.Alignment));
+        Ratings(w, "revised_engagement", r.RevisionScores.Select(s => s.Engagement));
+        Strings(w, "revised_observer_reasons", r.RevisionScores.Select(s => s.Alignment.Reason));
+        w.WriteNumber("passes", r.Passes);
+        w.WriteEndObject();
+    }
+
+    internal static SqliteConnection Open(string logPath, SqliteOpenMode mode)
+    {
+        // No pooling: closing the last connection checkpoints the WAL into the main file, so a finished log is one
+        // self-contained file, and two runs with the same seed leave byte-identical files.
+        var builder = new SqliteConnectionStringBuilder { DataSource = logPath, Mode = mode, Pooling = false };
+        var connection = new SqliteConnection(builder.ToString());
+        connection.Open();
+        return connection;
+    }
+
+    private static SqliteConnection OpenExisting(string logPath)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(logPath);
+        if (!File.Exists(logPath)) throw new FileNotFoundException($"Sandbox log '{logPath}' does not exist.", logPath);
+        return Open(logPath, SqliteOpenMode.ReadWrite);
+    }
+}
+
+/// <summary>
+/// Appends to the log: one transaction per completed interaction, holding the record, the memory update, the rating
+/// failures and the token counts, so after a kill the log holds whole interactions only.
+/// </summary>
+internal sealed class SandboxLogWriter : IDisposable
+{
+    private readonly SqliteConnection _connection;
+
+    private SandboxLogWriter(SqliteConnection connection) => _connection = connection;
+
+    /// <summary>Interactions in the log (always the schedule's prefix 0 .. Count-1).</summary>
+    public long Count { get; private set; }
+
+    public static SandboxLogWriter Open(string logPath, string fingerprint, int agentsPerRound)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(logPath);
+        string? directory = Path.GetDirectoryName(Path.GetFullPath(logPath));
+        if (directory is not null) Directory.CreateDirectory(directory);
+        var connection = SandboxLog.Open(logPath, SqliteOpenMode.ReadWriteCreate);
+        try
+        {
+            Execute(connection, """
+                PRAGMA journal_mode = WAL;
+                PRAGMA synchronous = NORMAL;
+                CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS interactions (
+                    seq INTEGER PRIMARY KEY, round INTEGER NOT NULL, agent_id INTEGER NOT NULL, label TEXT NOT NULL,
+                    record TEXT NOT NULL, tokens_in INTEGER NOT NULL, tokens_out INTEGER NOT NULL, UNIQUE (round, agent_id));
+                CREATE TABLE IF NOT EXISTS memory_updates (
+                    seq INTEGER PRIMARY KEY REFERENCES interactions (seq), agent_id INTEGER NOT NULL, round INTEGER NOT NULL,
+                    question TEXT NOT NULL, answer TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS rating_failures (
+                    seq INTEGER NOT NULL REFERENCES interactions (seq), ordinal INTEGER NOT NULL, kind TEXT NOT NULL,
+                    rater INTEGER NOT NULL, pass INTEGER NOT NULL, failure TEXT NOT NULL, raw_reply TEXT NOT NULL, attempts INTEGER NOT NULL,
+                    PRIMARY KEY (seq, ordinal));
+                """);
+            var writer = new SandboxLogWriter(connection);
+            writer.CheckMeta(logPath, fingerprint, agentsPerRound);
+            return writer;
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+    }
+
+    private void CheckMeta(string logPath, string fingerprint, int agentsPerRound)
+    {
+        var meta = new Dictionary<string, string>(StringComparer.Ordinal);
+        using (var c = _connection.CreateCommand())
+        {
+            c.CommandText = "SELECT key, value FROM meta";
+            using var r = c.ExecuteReader();
+            while (r.Read()) meta[r.GetString(0)] = r.GetString(1);
+        }
+        if (meta.Count == 0)
+        {
+            using var tx = _connection.BeginTransaction();
+            foreach (var (key, value) in new[]
+            {
+                ("format", SandboxLog.FormatVersion), ("fingerprint", fingerprint),
+                ("agents", agentsPerRound.ToString(CultureInfo.InvariantCulture)),
+            })
+            {
+                using var c = _connection.CreateCommand();
+                c.Transaction = tx;
+                c.CommandText = "INSERT INTO meta (key, value) VALUES ($k, $v)";
+                c.Parameters.AddWithValue("$k", key);
+                c.Parameters.AddWithValue("$v", value);
+                c.ExecuteNonQuery();
+            }
+            tx.Commit();
+        }
+        else
+        {
+            if (!meta.TryGetValue("format", out string? format) || format != SandboxLog.FormatVersion)
+                throw new InvalidDataException($"Sandbox log '{logPath}' has format '{format}', expected '{SandboxLog.FormatVersion}'.");
+            string stored = meta.GetValueOrDefault("fingerprint", "");
+            if (stored != fingerprint)
+            {
+                string? differs = stored.Split('\n').Zip(fingerprint.Split('\n')).FirstOrDefault(p => p.First != p.Second).Second;
+                throw new InvalidOperationException(
+                    $"Sandbox log '{logPath}' was written by a world with different options, so it cannot be resumed (first difference: '{differs}'). Use a new log path.");
+            }
+        }
+        using var count = _connection.CreateCommand();
+        count.CommandText = "SELECT COUNT(*), COALESCE(MAX(seq), -1) FROM interactions";
+        using var reader = count.ExecuteReader();
+        reader.Read();
+        Count = reader.GetInt64(0);
+        if (reader.GetInt64(1) != Count - 1)
+            throw new InvalidDataException($"Sandbox log '{logPath}' is not a prefix of the schedule ({Count} rows, last seq {reader.GetInt64(1)}).");
+    }
+
+    /// <summary>The logged memory updates, in schedule order.</summary>
+    public IReadOnlyList<(int AgentId, MemoryEntry Entry)> MemoryUpdates()
+    {
+        using var c = _connection.CreateCommand();
+        c.CommandText = "SELECT agent_id, round, question, answer FROM memory_updates ORDER BY seq";
+        using var r = c.ExecuteReader();
+        var list = new List<(int, MemoryEntry)>();
+        while (r.Read()) list.Add((r.GetInt32(0), new MemoryEntry(r.GetString(2), r.GetString(3), r.GetInt32(1))));
+        return list;
+    }
+
+    /// <summary>Appends interaction <paramref name="seq"/> (which must be the next one) in one transaction.</summary>
+    public void Commit(long seq, InteractionRecord record, MemoryEntry? memoryUpdate, long tokensIn, long tokensOut)
+    {
+        if (seq != Count) throw new InvalidOperationException($"Interaction {seq} committed out of order; the log holds {Count}.");
+        using var tx = _connection.BeginTransaction();
+        Insert(tx, "INSERT INTO interactions (seq, round, agent_id, label, record, tokens_in, tokens_out) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            seq, record.Round, record.AgentId, record.Label, JsonSerializer.Serialize(record, SandboxLog.RecordJson), tokensIn, tokensOut);
+        if (memoryUpdate is not null)
+        {
+            Insert(tx, "INSERT INTO memory_updates (seq, agent_id, round, question, answer) VALUES ($1, $2, $3, $4, $5)",
+                seq, record.AgentId, memoryUpdate.Round, memoryUpdate.Question, memoryUpdate.Answer);
+        }
+        int ordinal = 0;
+        void Failure(string kind, int rater, int pass, RatingOutcome rating)
+        {
+            if (rating.Succeeded) return;
+            Insert(tx, "INSERT INTO rating_failures (seq, ordinal, kind, rater, pass, failure, raw_reply, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                seq, ordinal++, kind, rater, pass, rating.FailureReason ?? "", rating.RawReply, rating.Attempts);
+        }
+        foreach (var f in record.Feedback) Failure("feedback", f.PeerId, 1, f.Rating);
+        foreach (var (scores, pass) in new[] { (record.DraftScores, 0), (record.RevisionScores, record.Passes) })
+        {
+            foreach (var s in scores)
+            {
+                Failure("observer-alignment", s.ObserverId, pass, s.Alignment);
+                Failure("observer-engagement", s.ObserverId, pass, s.Engagement);
+            }
+        }
+        tx.Commit();
+        Count++;
+    }
+
+    private void Insert(SqliteTransaction tx, string sql, params object[] values)
+    {
+        using var c = _connection.CreateCommand();
+        c.Transaction = tx;
+        c.CommandText = sql;
+        for (int i = 0; i < values.Length; i++) c.Parameters.AddWithValue("$" + (i + 1).ToString(CultureInfo.InvariantCulture), values[i]);
+        c.ExecuteNonQuery();
+    }
+
+    private static void Execute(SqliteConnection connection, string sql)
+    {
+        using var c = connection.CreateCommand();
+        c.CommandText = sql;
+        c.ExecuteNonQuery();
+    }
+
+    public void Dispose() => _connection.Dispose();
+}
