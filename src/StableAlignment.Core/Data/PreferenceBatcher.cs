@@ -7,7 +7,7 @@ namespace StableAlignment.Core.Data;
 /// Holds the tokens of a dataset and cuts them into padded <see cref="PreferenceBatch"/>es, epoch by epoch.
 /// Create it with <see cref="AlignmentDataset.CreateBatcher"/>.
 /// </summary>
-public sealed class PreferenceBatcher
+public sealed class PreferenceBatcher : Training.IPreferenceBatchSource
 {
     private readonly PreferenceBatchOptions _options;
     private readonly string[] _queries;
@@ -209,6 +209,12 @@ public sealed class PreferenceBatcher
             yield return Build(plan);
         }
     }
+
+    /// <inheritdoc />
+    IEnumerable<PreferenceBatch> Training.IPreferenceBatchSource.Batches(int epoch) => Batches(epoch);
+
+    /// <inheritdoc />
+    int? Training.IPreferenceBatchSource.Count => BatchCount();
 
     internal PreferenceBatch Build(List<List<RowRef>> plan)
     {
