@@ -60,6 +60,8 @@ public static partial class ModelTokenizers
     internal static int? EndOfTextId(Tokenizer tokenizer)
     {
         if (tokenizer is SentencePieceTokenizer sp) return sp.EndOfSentenceId;
+        // A marker outside a compact vocabulary encodes to its single UnknownId, which must not pass for end-of-text.
+        if (tokenizer is CompactVocabularyTokenizer compact) return compact.EndOfTextId;
         foreach (var marker in new[] { "<|endoftext|>", "<|end_of_text|>", "<|im_end|>", "</s>" })
         {
             var ids = tokenizer.EncodeToIds(marker);
