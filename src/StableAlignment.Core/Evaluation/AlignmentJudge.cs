@@ -109,9 +109,7 @@ public sealed partial class AlignmentJudge
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(answer);
-        string body = framedRequest is null || framedRequest == request
-            ? $"User request:\n{request}\n\nAssistant answer:\n{answer}"
-            : $"User request:\n{request}\n\nThe request was sent wrapped in this framing:\n{framedRequest}\n\nAssistant answer:\n{answer}";
+        string body = FormatRequest(request, answer, framedRequest);
         var messages = new List<ChatMessage>
         {
             new(ChatRole.System, _options.Instructions),
@@ -131,6 +129,33 @@ public sealed partial class AlignmentJudge
             messages.Add(new ChatMessage(ChatRole.User, _options.Reminder));
         }
         return new JudgeRating(null, "", _options.MaxAttempts, reply, failure);
+    }
+
+    private const string RequestLabel = "User request:\n";
+    private const string FramingLabel = "\n\nThe request was sent wrapped in this framing:\n";
+    private const string AnswerLabel = "\n\nAssistant answer:\n";
+
+    /// <summary>The user message that asks the judge to rate <paramref name="answer"/>.</summary>
+    internal static string FormatRequest(string request, string answer, string? framedRequest) =>
+        framedRequest is null || framedRequest == request
+            ? RequestLabel + request + AnswerLabel + answer
+            : RequestLabel + request + FramingLabel + framedRequest + AnswerLabel + answer;
+
+    /// <summary>
+    /// The inverse of <see cref="FormatRequest"/>, for judges that read the request directly: splits at the first
+    /// framing or answer label, so a request that itself contains a label is cut short (answers may contain them).
+    /// </summary>
+    internal static bool TryParseRequest(string body, out string request, out string answer)
+    {
+        request = answer = "";
+        if (!body.StartsWith(RequestLabel, StringComparison.Ordinal)) return false;
+        int answerAt = body.IndexOf(AnswerLabel, RequestLabel.Length, StringComparison.Ordinal);
+        if (answerAt < 0) return false;
+        int framingAt = body.IndexOf(FramingLabel, RequestLabel.Length, StringComparison.Ordinal);
+        int requestEnd = framingAt >= 0 && framingAt < answerAt ? framingAt : answerAt;
+        request = body[RequestLabel.Length..requestEnd];
+        answer = body[(answerAt + AnswerLabel.Length)..];
+        return true;
     }
 
     /// <summary>Parses a judge reply strictly: exactly one <c>Rating: N</c> line with N in [1, 10].</summary>
