@@ -16,6 +16,9 @@ var questionsOption = new Option<string?>("--questions") { Description = "Questi
 var releasedOption = new Option<string?>("--released") { Description = "Build the dataset from a released-format file (JSON array or JSON Lines) instead of the sandbox log." };
 var initOption = new Option<string?>("--init-from") { Description = "Start from a Hugging Face safetensors checkpoint folder (LLaMA, Qwen2 or SmolLM; config.json, *.safetensors, tokenizer.json)." };
 var taskOption = new Option<string[]>("--task") { Description = $"Multiple-choice task file to evaluate on, repeatable: {TaskSpecs.Help}.", AllowMultipleArgumentsPerToken = true };
+var epochsOption = new Option<int?>("--epochs") { Description = "Epochs per training stage." };
+var marginOption = new Option<double?>("--margin") { Description = "Margin M of the ranking hinge (default 10, the reference README's value)." };
+var weightOption = new Option<double?>("--ranking-weight") { Description = "Weight lambda of the ranking term (default 0.5)." };
 var judgeOption = new Option<string?>("--judge") { Description = $"Judge model: {ChatBackends.Help}. Default: the offline society's rater." };
 
 RunSettings Settings(ParseResult r)
@@ -23,6 +26,9 @@ RunSettings Settings(ParseResult r)
     var s = r.GetValue(quickOption) ? RunSettings.Quick : RunSettings.Default;
     s = r.GetValue(seedOption) is int seed ? s with { Seed = seed } : s;
     s = r.GetValue(gridOption) is int grid ? s with { GridSize = grid } : s;
+    s = r.GetValue(epochsOption) is int epochs ? s with { Epochs = epochs } : s;
+    s = r.GetValue(marginOption) is double margin ? s with { Margin = margin } : s;
+    s = r.GetValue(weightOption) is double weight ? s with { RankingWeight = weight } : s;
     return r.GetValue(roundsOption) is int rounds ? s with { Rounds = rounds } : s;
 }
 
@@ -43,16 +49,16 @@ var buildDataset = Step("build-dataset", "Build imitation, self-critic and reali
     [seedOption, releasedOption],
     (r, ct) => BuildDatasetStep.RunAsync(Layout(r), Settings(r), r.GetValue(releasedOption), ct));
 var train = Step("train", "Train the SFT-only baseline and IL, IL+SC, IL+SC+RA.",
-    [seedOption, initOption],
+    [seedOption, initOption, epochsOption, marginOption, weightOption],
     (r, ct) => TrainStep.RunAsync(Layout(r), Settings(r), r.GetValue(initOption), ct));
 var evaluate = Step("evaluate", "Evaluate every variant: held-out ranking, judge scores (HH, HH-A), multiple-choice tasks.",
-    [seedOption, taskOption, judgeOption],
+    [seedOption, taskOption, judgeOption, marginOption, weightOption],
     (r, ct) => EvaluateStep.RunAsync(Layout(r), Settings(r), r.GetValue(taskOption) ?? [], r.GetValue(judgeOption), ct));
 var report = Step("report", "Write report.md and the plots from the evaluation files.", [],
     (r, ct) => ReportStep.RunAsync(Layout(r), ct));
 
 var root = new RootCommand("Stable Alignment: simulate a society, build alignment data, train in three stages, evaluate, report.");
-foreach (var o in new Option[] { outOption, quickOption, seedOption, gridOption, roundsOption, agentsOption, questionsOption, releasedOption, initOption, taskOption, judgeOption })
+foreach (var o in new Option[] { outOption, quickOption, seedOption, gridOption, roundsOption, agentsOption, questionsOption, releasedOption, initOption, epochsOption, marginOption, weightOption, taskOption, judgeOption })
     root.Options.Add(o);
 foreach (var c in new[] { simulate, buildDataset, train, evaluate, report })
     root.Subcommands.Add(c);

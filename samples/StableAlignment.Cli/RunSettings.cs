@@ -12,6 +12,8 @@ internal sealed record RunSettings
     public int MaxLength { get; init; } = 192;
     public int GroupsPerBatch { get; init; } = 8;
     public double LearningRate { get; init; } = 3e-3;
+    public double Margin { get; init; } = 10;
+    public double RankingWeight { get; init; } = 0.5;
     public int JudgePrompts { get; init; } = 32;
     public int MaxNewTokens { get; init; } = 40;
     public int MultipleChoiceItems { get; init; } = 200;

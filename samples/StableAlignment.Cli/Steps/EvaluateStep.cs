@@ -45,7 +45,7 @@ internal static class EvaluateStep
                 using (model)
                 {
                     model.eval();
-                    results.Add(HeldOutRanking(variant, model, TrainStep.HeldOutBatches(validation, tokenizer, settings)));
+                    results.Add(HeldOutRanking(variant, model, TrainStep.HeldOutBatches(validation, tokenizer, settings), TrainStep.LossOptions(settings)));
                     bar.Increment(2);
 
                     var generator = new TextGenerator(model, tokenizer);
@@ -80,9 +80,9 @@ internal static class EvaluateStep
     /// best-rated response has a strictly lower NLL than every lower-rated one", and the harness's intervals, paired
     /// tests and per-item files apply unchanged. Queries whose responses are all rated the same cannot be ranked and are left out.
     /// </summary>
-    internal static TaskResults HeldOutRanking(string variant, CausalLanguageModel model, PreferenceBatcher batches)
+    internal static TaskResults HeldOutRanking(string variant, CausalLanguageModel model, PreferenceBatcher batches, ContrastivePreferenceOptions lossOptions)
     {
-        var loss = new ContrastivePreferenceLoss(TrainStep.LossOptions);
+        var loss = new ContrastivePreferenceLoss(lossOptions);
         var items = new List<ItemResult>();
         using var noGrad = torch.no_grad();
         foreach (var batch in batches.Batches())

@@ -18,8 +18,8 @@ internal sealed record VariantTraining(string Variant, int Steps, int SkippedSte
 /// </summary>
 internal static class TrainStep
 {
-    /// <summary>The objective's settings: margin 1 and lambda 0.5, the reference implementation's dataclass defaults.</summary>
-    public static ContrastivePreferenceOptions LossOptions { get; } = new() { Margin = 1, RankingWeight = 0.5 };
+    /// <summary>The objective's settings for a run (margin M and weight lambda; the reference's README uses M = 10).</summary>
+    public static ContrastivePreferenceOptions LossOptions(RunSettings settings) => new() { Margin = settings.Margin, RankingWeight = settings.RankingWeight };
 
     public static async Task RunAsync(RunLayout layout, RunSettings settings, string? huggingFaceModel, CancellationToken ct)
     {
@@ -46,7 +46,7 @@ internal static class TrainStep
             using var trainer = new StableAlignmentTrainer(model, new TrainerOptions
             {
                 LearningRate = settings.LearningRate,
-                Loss = LossOptions,
+                Loss = LossOptions(settings),
                 ValidateEverySteps = 25,
                 MetricsDirectory = layout.MetricsDirectory(Variants.FolderName(run)),
             });
