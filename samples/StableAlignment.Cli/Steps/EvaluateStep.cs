@@ -4,8 +4,6 @@ using StableAlignment.Core.Data;
 using StableAlignment.Core.Evaluation;
 using StableAlignment.Core.Models;
 using StableAlignment.Core.Sandbox;
-using StableAlignment.Core.Training;
-using TorchSharp;
 
 namespace StableAlignment.Cli.Steps;
 
@@ -19,8 +17,6 @@ internal sealed record EvaluationSummary(IReadOnlyList<JudgeSummary> Judged);
 /// </summary>
 internal static class EvaluateStep
 {
-    public const string HeldOutTask = "heldout_ranking";
-
     public static async Task RunAsync(RunLayout layout, RunSettings settings, IReadOnlyList<string> taskSpecs, string? judgeBackend, CancellationToken ct)
     {
         Directory.CreateDirectory(layout.EvaluationDirectory);
@@ -45,7 +41,7 @@ internal static class EvaluateStep
                 using (model)
                 {
                     model.eval();
-                    results.Add(HeldOutRanking(variant, model, TrainStep.HeldOutBatches(validation, tokenizer, settings), TrainStep.LossOptions(settings)));
+                    results.Add(RankingEvaluation.Evaluate(variant, model, TrainStep.HeldOutBatches(validation, tokenizer, settings), TrainStep.LossOptions(settings), ct));
                     bar.Increment(2);
 
                     var generator = new TextGenerator(model, tokenizer);
@@ -72,50 +68,5 @@ internal static class EvaluateStep
         await File.WriteAllTextAsync(Path.Combine(layout.EvaluationDirectory, "judged.jsonl"), JudgeEvaluation.ToJsonLines(judged), ct);
         await File.WriteAllTextAsync(layout.EvaluationSummary, System.Text.Json.JsonSerializer.Serialize(new EvaluationSummary(summaries), Json.Options), ct);
         AnsiConsole.MarkupLineInterpolated(System.Globalization.CultureInfo.InvariantCulture, $"  [green]✓[/] {results.Count} task results and {judged.Count} judged answers -> {layout.EvaluationDirectory}");
-    }
-
-    /// <summary>
-    /// Held-out ranking as a multiple-choice task: each query is an item, its responses the choices, the best-rated the
-    /// correct ones, and the score of a response its negative token-mean NLL. Strict <c>acc</c> is then exactly "a
-    /// best-rated response has a strictly lower NLL than every lower-rated one", and the harness's intervals, paired
-    /// tests and per-item files apply unchanged. Queries whose responses are all rated the same cannot be ranked and are left out.
-    /// </summary>
-    internal static TaskResults HeldOutRanking(string variant, CausalLanguageModel model, PreferenceBatcher batches, ContrastivePreferenceOptions lossOptions)
-    {
-        var loss = new ContrastivePreferenceLoss(lossOptions);
-        var items = new List<ItemResult>();
-        using var noGrad = torch.no_grad();
-        foreach (var batch in batches.Batches())
-        {
-            using (batch)
-            {
-                using var scope = torch.NewDisposeScope();
-                using var result = loss.Compute(model.forward(batch.InputIds), batch.Targets, batch.Groups, batch.Ratings, batch.LossMask);
-                var nll = result.ResponseNll.to(torch.ScalarType.Float64).data<double>().ToArray();
-                var groups = batch.Groups.data<long>().ToArray();
-                var ratings = batch.Ratings.data<float>().ToArray();
-                for (int g = 0; g < batch.Queries.Count; g++)
-                {
-                    if (result.BestHasLowestNll[g] is null) continue;
-                    var rows = Enumerable.Range(0, groups.Length).Where(i => groups[i] == g).ToArray();
-                    float best = rows.Max(i => ratings[i]);
-                    var choices = rows.Select(i => $"response rated {ratings[i]:0.##}").ToArray();
-                    var labels = rows.Select(i => ratings[i] == best).ToArray();
-                    var scores = rows.Select(i => -nll[i]).ToArray();
-                    items.Add(new ItemResult
-                    {
-                        Model = variant,
-                        Task = HeldOutTask,
-                        Id = batch.Queries[g],
-                        Choices = choices,
-                        Labels = labels,
-                        LogLikelihoods = scores,
-                        Metrics = ItemMetrics.Compute(choices, labels, scores, TieBreaking.Strict),
-                    });
-                }
-            }
-        }
-        if (items.Count == 0) throw new UserFacingException("No held-out query has responses with different ratings: simulate more rounds.");
-        return new TaskResults(HeldOutTask, PrimaryMetric.Accuracy, TieBreaking.Strict, items.OrderBy(i => i.Id, StringComparer.Ordinal).ToArray()) { Model = variant };
     }
 }

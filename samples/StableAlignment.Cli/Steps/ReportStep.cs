@@ -62,7 +62,7 @@ internal static class ReportStep
     /// <summary>Rows are the variants, columns the benchmarks, as in the seed's table.</summary>
     private static string SeedTable(EvaluationReport report)
     {
-        var tasks = report.Tasks.Select(t => t.Task).Distinct().OrderBy(t => t == EvaluateStep.HeldOutTask ? 0 : 1).ThenBy(t => t, StringComparer.Ordinal).ToList();
+        var tasks = report.Tasks.Select(t => t.Task).Distinct().OrderBy(t => t == RankingEvaluation.TaskName ? 0 : 1).ThenBy(t => t, StringComparer.Ordinal).ToList();
         var judged = report.Judged.Select(j => j.Task).Distinct().ToList();
         var sb = new StringBuilder();
         sb.Append("| model |");
@@ -91,13 +91,13 @@ internal static class ReportStep
     private static IEnumerable<string> Verdict(EvaluationReport report)
     {
         ProportionEstimate? Ranking(string variant) =>
-            report.Tasks.FirstOrDefault(t => t.Model == variant && t.Task == EvaluateStep.HeldOutTask)?.Overall.Accuracy;
+            report.Tasks.FirstOrDefault(t => t.Model == variant && t.Task == RankingEvaluation.TaskName)?.Overall.Accuracy;
         var baseline = Ranking(Variants.SftBaseline);
         var full = Ranking(Variants.Full);
         if (baseline is not null && full is not null)
         {
             bool beyond = full.Lower > baseline.Upper;
-            var paired = report.Comparisons.FirstOrDefault(c => c.Task == EvaluateStep.HeldOutTask && c.ModelA == Variants.Full && c.ModelB == Variants.SftBaseline);
+            var paired = report.Comparisons.FirstOrDefault(c => c.Task == RankingEvaluation.TaskName && c.ModelA == Variants.Full && c.ModelB == Variants.SftBaseline);
             yield return string.Create(CultureInfo.InvariantCulture,
                 $"Held-out ranking accuracy: IL+SC+RA {full.Value:P1} vs SFT-only baseline {baseline.Value:P1} ({(full.Value - baseline.Value) * 100:+0.0;-0.0} points). ") +
                 (beyond ? "The 95% intervals do not overlap: IL+SC+RA beats the baseline by more than the interval."
