@@ -6,7 +6,7 @@ internal sealed record RunSettings
     public int GridSize { get; init; } = 6;
     public int Rounds { get; init; } = 12;
     public double ValidationFraction { get; init; } = 0.25;
-    public int Epochs { get; init; } = 3;
+    public int Epochs { get; init; } = 6;
     public int HiddenSize { get; init; } = 128;
     public int Layers { get; init; } = 2;
     public int MaxLength { get; init; } = 192;
