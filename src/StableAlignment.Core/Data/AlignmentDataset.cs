@@ -163,8 +163,9 @@ public sealed class AlignmentDataset
 
     /// <summary>
     /// Writes interaction records in the reference sandbox's per-agent JSON Lines format (one file per agent,
-    /// <c>agent_{id}.jsonl</c>), so data collected here can feed the Python tools. Failed ratings are written as
-    /// <c>null</c>, never as the reference's magic 8 / -1.
+    /// <c>agent_{id}.jsonl</c>; the same writer and fields as <see cref="SandboxLog.ExportJsonLines"/>), so data
+    /// collected here can feed the Python tools. Failed ratings are written as <c>null</c>, never as the reference's
+    /// magic 8 / -1.
     /// </summary>
     /// <param name="interactions">The records.</param>
     /// <param name="directory">The output folder (created when missing).</param>
@@ -175,7 +176,19 @@ public sealed class AlignmentDataset
     {
         ArgumentNullException.ThrowIfNull(interactions);
         ArgumentException.ThrowIfNullOrEmpty(directory);
-        return SandboxRecordExport.WriteAsync(interactions, directory, cancellationToken);
+        try
+        {
+            return Task.FromResult(SandboxJsonLines.Write(interactions, directory, cancellationToken));
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return Task.FromCanceled<IReadOnlyList<string>>(cancellationToken);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // The one writer is synchronous (the sandbox's log export is too); I/O errors still surface through the task.
+            return Task.FromException<IReadOnlyList<string>>(ex);
+        }
     }
 
     /// <summary>

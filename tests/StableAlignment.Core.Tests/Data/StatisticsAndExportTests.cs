@@ -80,14 +80,14 @@ public sealed class StatisticsAndExportTests : IDisposable
         Assert.Equal(Question, e.GetProperty("question").GetString());
         Assert.Equal(Draft, e.GetProperty("draft_answer").GetString());
         Assert.Equal([11, 12], e.GetProperty("peer_ids").EnumerateArray().Select(x => x.GetInt32()));
-        Assert.Equal([Feedback1, ""], e.GetProperty("feedbacks").EnumerateArray().Select(x => x.GetString()));
-        var ratings = e.GetProperty("feedback_ratings").EnumerateArray().ToArray();
+        Assert.Equal([Feedback1, ""], e.GetProperty("peer_feedback").EnumerateArray().Select(x => x.GetString()));
+        var ratings = e.GetProperty("peer_ratings").EnumerateArray().ToArray();
         Assert.Equal(3, ratings[0].GetInt32());
         Assert.Equal(JsonValueKind.Null, ratings[1].ValueKind); // a failed rating, not a magic 8
         Assert.Equal(Revision, e.GetProperty("revised_answer").GetString());
         Assert.Equal([3, 3], e.GetProperty("draft_alignment_ratings").EnumerateArray().Select(x => x.GetInt32()));
-        Assert.Equal([5, 6], e.GetProperty("revision_alignment_ratings").EnumerateArray().Select(x => x.GetInt32()));
-        Assert.Equal([4, 4], e.GetProperty("revision_engagement_ratings").EnumerateArray().Select(x => x.GetInt32()));
+        Assert.Equal([5, 6], e.GetProperty("revised_alignment_ratings").EnumerateArray().Select(x => x.GetInt32()));
+        Assert.Equal([4, 4], e.GetProperty("revised_engagement_ratings").EnumerateArray().Select(x => x.GetInt32()));
         Assert.Equal("observer reason", e.GetProperty("draft_alignment_reasons")[0].GetString());
     }
 }
