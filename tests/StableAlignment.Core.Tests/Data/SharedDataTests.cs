@@ -1,5 +1,6 @@
 using System.Text.Json;
 using StableAlignment.Core.Data;
+using StableAlignment.Core.Models;
 
 namespace StableAlignment.Core.Tests.Data;
 
@@ -25,7 +26,7 @@ public sealed class SharedDataTests : IDisposable
                 continue;
             string good = chosen[(c + Turn.Length)..], bad = rejected[(r + Turn.Length)..];
             if (string.IsNullOrWhiteSpace(good) || string.IsNullOrWhiteSpace(bad) || good == bad
-                || PreferenceBatcherTests.Gpt2.CountTokens(good) > 250 || PreferenceBatcherTests.Gpt2.CountTokens(bad) > 250)
+                || ModelTokenizers.Gpt2().CountTokens(good) > 250 || ModelTokenizers.Gpt2().CountTokens(bad) > 250)
                 continue;
             records.Add(new AlignmentRecord(PromptTemplate.Alpaca.Render(chosen[..c].Trim(), ""), [good, bad], [7, 1], ["hh", "hh"]));
         }
@@ -43,7 +44,7 @@ public sealed class SharedDataTests : IDisposable
         Assert.All(records.Zip(ds.Records), p => Assert.True(p.First.ContentEquals(p.Second)));
 
         const int MaxLength = 256; // long dialogues get their prompt cut from the left
-        var batcher = ds.CreateBatcher(PreferenceBatcherTests.Gpt2, new PreferenceBatchOptions { MaxLength = MaxLength, GroupsPerBatch = 6 });
+        var batcher = ds.CreateBatcher(ModelTokenizers.Gpt2(), new PreferenceBatchOptions { MaxLength = MaxLength, GroupsPerBatch = 6 });
         var byQuery = ds.Records.ToDictionary(r => r.Query);
         foreach (var plan in batcher.Plan(0))
         {
