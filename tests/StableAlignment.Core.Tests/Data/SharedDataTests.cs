@@ -7,16 +7,16 @@ namespace StableAlignment.Core.Tests.Data;
 public sealed class SharedDataTests : IDisposable
 {
     private const string HhFile = "hh-harmless-dev.jsonl";
-    private readonly string _dir = Directory.CreateTempSubdirectory("sa-hh-").FullName;
+    private readonly TempFolder _dir = new("sa-hh-");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _dir.Dispose();
 
     // HH-RLHF pairs as alignment records: the shared dialogue is the query, the chosen reply is rated 7, the rejected 1.
     private static List<AlignmentRecord> HhRecords(int count)
     {
         const string Turn = "\n\nAssistant:";
         var records = new List<AlignmentRecord>();
-        foreach (var line in File.ReadLines(SharedDataFactAttribute.SharedDataPath(HhFile)!).Take(count))
+        foreach (var line in File.ReadLines(SharedData.PathOf(HhFile)).Take(count))
         {
             using var doc = JsonDocument.Parse(line);
             string chosen = doc.RootElement.GetProperty("chosen").GetString()!;
@@ -38,7 +38,7 @@ public sealed class SharedDataTests : IDisposable
     {
         var records = HhRecords(60);
         Assert.True(records.Count > 30, $"only {records.Count} usable pairs");
-        string path = Path.Combine(_dir, "hh.json");
+        string path = _dir.File("hh.json");
         await AlignmentDataset.FromRecords(records).SaveAsync(path);
         var ds = await AlignmentDataset.LoadAsync(path);
         Assert.All(records.Zip(ds.Records), p => Assert.True(p.First.ContentEquals(p.Second)));

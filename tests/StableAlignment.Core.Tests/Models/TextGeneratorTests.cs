@@ -174,18 +174,13 @@ public class TextGeneratorTests
     [Fact]
     public void Hugging_Face_tokenizer_json_builds_a_bpe_tokenizer()
     {
-        var path = Path.Combine(Path.GetTempPath(), $"sa-tok-{Guid.NewGuid():N}.json");
-        File.WriteAllText(path, """
+        using var file = new TempFile("""
             {"model":{"type":"BPE","vocab":{"a":0,"b":1,"c":2,"ab":3,"abc":4},"merges":["a b",["ab","c"]]},
              "added_tokens":[{"id":5,"content":"</s>"}]}
-            """);
-        try
-        {
-            var tokenizer = ModelTokenizers.FromFile(path);
-            Assert.Equal([4, 3, 2], tokenizer.EncodeToIds("abc ab c"));
-            Assert.Equal(5, ModelTokenizers.EndOfTextId(tokenizer));
-        }
-        finally { File.Delete(path); }
+            """, ".json");
+        var tokenizer = ModelTokenizers.FromFile(file.Path);
+        Assert.Equal([4, 3, 2], tokenizer.EncodeToIds("abc ab c"));
+        Assert.Equal(5, ModelTokenizers.EndOfTextId(tokenizer));
     }
 
     [Fact]
