@@ -90,56 +90,44 @@ internal static class GpuCheck
         var rows = (long)n * t;
         var elementSize = type == CudaLogitsType.Fp32 ? 4 : 2;
         var bytes = rows * v * elementSize;
-        var owned = new List<nint>();
-        try
+        using var owned = new DeviceAllocations(device);
+        var logits = owned.Allocate(bytes);
+        FillRandom(device, logits, bytes, type);
+        var grad = owned.Allocate(bytes);
+        var rng = new Random(5);
+        var targets = owned.Upload<long>(Enumerable.Range(0, (int)rows).Select(_ => (long)rng.Next(v)).ToArray());
+        var groups = owned.Upload<long>(Enumerable.Range(0, n).Select(i => (long)(i % 2)).ToArray());
+        var ratings = owned.Upload<double>(Enumerable.Range(0, n).Select(i => (double)(1 + i % 7)).ToArray());
+        var options = new ContrastivePreferenceOptions();
+        var inputs = new KernelInputs(logits, type, n, t, v, 2, targets, 0, groups, ratings, options.IgnoreIndex);
+        using var workspace = new LossWorkspace(device, n, t, 2);
+        var o = workspace.Buffers;
+        var kernels = new PreferenceKernels(device);
+        void Step(CudaEvent? a, CudaEvent? b, CudaEvent? c)
         {
-            var logits = device.Allocate(bytes);
-            owned.Add(logits);
-            FillRandom(device, logits, bytes, type);
-            var grad = device.Allocate(bytes);
-            owned.Add(grad);
-            var rng = new Random(5);
-            var targets = DeviceCopy.Upload<long>(device, Enumerable.Range(0, (int)rows).Select(_ => (long)rng.Next(v)).ToArray());
-            owned.Add(targets);
-            var groups = DeviceCopy.Upload<long>(device, Enumerable.Range(0, n).Select(i => (long)(i % 2)).ToArray());
-            owned.Add(groups);
-            var ratings = DeviceCopy.Upload<double>(device, Enumerable.Range(0, n).Select(i => (double)(1 + i % 7)).ToArray());
-            owned.Add(ratings);
-            var options = new ContrastivePreferenceOptions();
-            var inputs = new KernelInputs(logits, type, n, t, v, 2, targets, 0, groups, ratings, options.IgnoreIndex);
-            using var workspace = new LossWorkspace(device, n, t, 2);
-            var o = workspace.Buffers;
-            var kernels = new PreferenceKernels(device);
-            void Step(CudaEvent? a, CudaEvent? b, CudaEvent? c)
-            {
-                a?.Record();
-                kernels.Forward(inputs, o, options);
-                b?.Record();
-                kernels.Backward(inputs, o.Lse, o.Coeff, o.Norm, 0, 0, grad);
-                c?.Record();
-            }
-            for (var i = 0; i < 3; i++) Step(null, null, null);
-            device.Synchronize();
-            workspace.Read().ThrowIfInvalid(t, v);
-            using var e0 = new CudaEvent();
-            using var e1 = new CudaEvent();
-            using var e2 = new CudaEvent();
-            var fwd = new List<double>();
-            var bwd = new List<double>();
-            var total = new List<double>();
-            for (var r = 0; r < reps; r++)
-            {
-                Step(e0, e1, e2);
-                total.Add(e2.ElapsedSince(e0));
-                fwd.Add(e1.ElapsedSince(e0));
-                bwd.Add(e2.ElapsedSince(e1));
-            }
-            return (Median(fwd), Median(bwd), Median(total));
+            a?.Record();
+            kernels.Forward(inputs, o, options);
+            b?.Record();
+            kernels.Backward(inputs, o.Lse, o.Coeff, o.Norm, 0, 0, grad);
+            c?.Record();
         }
-        finally
+        for (var i = 0; i < 3; i++) Step(null, null, null);
+        device.Synchronize();
+        workspace.Read().ThrowIfInvalid(t, v);
+        using var e0 = new CudaEvent();
+        using var e1 = new CudaEvent();
+        using var e2 = new CudaEvent();
+        var fwd = new List<double>();
+        var bwd = new List<double>();
+        var total = new List<double>();
+        for (var r = 0; r < reps; r++)
         {
-            foreach (var p in owned) device.Free(p);
+            Step(e0, e1, e2);
+            total.Add(e2.ElapsedSince(e0));
+            fwd.Add(e1.ElapsedSince(e0));
+            bwd.Add(e2.ElapsedSince(e1));
         }
+        return (Median(fwd), Median(bwd), Median(total));
     }
 
     /// <summary>Median device-to-device copy bandwidth over a 2 GiB buffer, counting bytes read plus written.</summary>

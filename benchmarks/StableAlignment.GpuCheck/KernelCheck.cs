@@ -46,47 +46,33 @@ internal static class KernelCheck
         var groupCount = (int)batch.Groups.Max() + 1;
         var rows = (long)c.N * c.T;
         var gradBytes = rows * c.V * (bf16 ? 2 : 4);
-        var owned = new List<nint>();
-        nint Upload<T>(T[] data) where T : unmanaged
-        {
-            var p = DeviceCopy.Upload<T>(device, data);
-            owned.Add(p);
-            return p;
-        }
-        try
-        {
-            var logits = bf16 ? Upload(Array.ConvertAll(seen, NarrowBf16)) : Upload(seen);
-            var mask = batch.Mask is null ? 0 : Upload(Array.ConvertAll(batch.Mask, m => m ? (byte)1 : (byte)0));
-            var inputs = new KernelInputs(logits, c.Type, c.N, c.T, c.V, groupCount, Upload(batch.Targets), mask,
-                Upload(batch.Groups), Upload(batch.Ratings), c.Options.IgnoreIndex);
-            var grad = device.Allocate(gradBytes);
-            owned.Add(grad);
-            device.Fill(grad, 0xff, gradBytes);
-            using var workspace = new LossWorkspace(device, c.N, c.T, groupCount);
-            workspace.Poison();
+        using var owned = new DeviceAllocations(device);
+        var logits = bf16 ? owned.Upload(Array.ConvertAll(seen, NarrowBf16)) : owned.Upload(seen);
+        var mask = batch.Mask is null ? 0 : owned.Upload(Array.ConvertAll(batch.Mask, m => m ? (byte)1 : (byte)0));
+        var inputs = new KernelInputs(logits, c.Type, c.N, c.T, c.V, groupCount, owned.Upload(batch.Targets), mask,
+            owned.Upload(batch.Groups), owned.Upload(batch.Ratings), c.Options.IgnoreIndex);
+        var grad = owned.Allocate(gradBytes);
+        device.Fill(grad, 0xff, gradBytes);
+        using var workspace = new LossWorkspace(device, c.N, c.T, groupCount);
+        workspace.Poison();
 
-            var kernels = new PreferenceKernels(device);
-            kernels.Forward(inputs, workspace.Buffers, c.Options);
-            var got = workspace.Read();
-            got.ThrowIfInvalid(c.T, c.V);
-            kernels.Backward(inputs, workspace.Buffers.Lse, workspace.Buffers.Coeff, workspace.Buffers.Norm, 0, 0, grad);
-            device.Synchronize();
-            float[] gotGrad;
-            if (bf16) gotGrad = Array.ConvertAll(DeviceCopy.ToHost<ushort>(device, grad, (int)(rows * c.V)), WidenBf16);
-            else gotGrad = DeviceCopy.ToHost<float>(device, grad, (int)(rows * c.V));
+        var kernels = new PreferenceKernels(device);
+        kernels.Forward(inputs, workspace.Buffers, c.Options);
+        var got = workspace.Read();
+        got.ThrowIfInvalid(c.T, c.V);
+        kernels.Backward(inputs, workspace.Buffers.Lse, workspace.Buffers.Coeff, workspace.Buffers.Norm, 0, 0, grad);
+        device.Synchronize();
+        float[] gotGrad;
+        if (bf16) gotGrad = Array.ConvertAll(DeviceCopy.ToHost<ushort>(device, grad, (int)(rows * c.V)), WidenBf16);
+        else gotGrad = DeviceCopy.ToHost<float>(device, grad, (int)(rows * c.V));
 
-            var (rtol, atol, gradAtol) = bf16 ? (Bf16Tol, Bf16Tol, Bf16GradAtol) : (Fp32Rtol, Fp32Atol, Fp32Atol);
-            return new Outcome(c,
-                Worst([want.Loss], [got.Loss], rtol, atol),
-                Worst(want.Nll, got.Nll, rtol, atol),
-                Math.Max(Worst(want.Sft, got.Sft, rtol, atol), Worst(want.Rank, got.Rank, rtol, atol)),
-                Worst(want.GradLogits, gotGrad, rtol, gradAtol),
-                want.BestHasLowestNll.SequenceEqual(got.BestHasLowestNll()));
-        }
-        finally
-        {
-            foreach (var p in owned) device.Free(p);
-        }
+        var (rtol, atol, gradAtol) = bf16 ? (Bf16Tol, Bf16Tol, Bf16GradAtol) : (Fp32Rtol, Fp32Atol, Fp32Atol);
+        return new Outcome(c,
+            Worst([want.Loss], [got.Loss], rtol, atol),
+            Worst(want.Nll, got.Nll, rtol, atol),
+            Math.Max(Worst(want.Sft, got.Sft, rtol, atol), Worst(want.Rank, got.Rank, rtol, atol)),
+            Worst(want.GradLogits, gotGrad, rtol, gradAtol),
+            want.BestHasLowestNll.SequenceEqual(got.BestHasLowestNll()));
     }
 
     private static double Worst(double[] expected, float[] actual, double rtol, double atol)

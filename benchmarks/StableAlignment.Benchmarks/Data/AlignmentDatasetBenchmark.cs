@@ -4,6 +4,7 @@ using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Engines;
 using Microsoft.ML.Tokenizers;
 using StableAlignment.Core.Data;
+using StableAlignment.Core.Models;
 
 namespace StableAlignment.Benchmarks.Data;
 
@@ -28,7 +29,7 @@ public class AlignmentDatasetBenchmark
     {
         _path = Path.Combine(Path.GetTempPath(), $"sa-bench-{Environment.ProcessId}.json");
         WriteSyntheticFile(_path, Samples, seed: 1);
-        _tokenizer = TiktokenTokenizer.CreateForModel("gpt2");
+        _tokenizer = ModelTokenizers.Gpt2();
         Console.WriteLine($"// Synthetic file: {new FileInfo(_path).Length / 1e6:F1} MB, {Samples} samples");
     }
 

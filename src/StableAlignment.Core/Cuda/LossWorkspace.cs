@@ -168,3 +168,37 @@ internal static unsafe class DeviceCopy
         return p;
     }
 }
+
+/// <summary>
+/// Device memory one call allocates for itself (staged inputs, scratch outputs), freed together on dispose so that
+/// an exception part-way through leaks nothing.
+/// </summary>
+internal sealed class DeviceAllocations(IKernelDevice device) : IDisposable
+{
+    private readonly List<nint> _owned = [];
+
+    /// <summary>Allocates <paramref name="bytes"/> of device memory owned by this set.</summary>
+    public nint Allocate(long bytes)
+    {
+        var p = device.Allocate(bytes);
+        _owned.Add(p);
+        return p;
+    }
+
+    /// <summary>Allocates device memory owned by this set, holding a copy of <paramref name="source"/>.</summary>
+    public nint Upload<T>(ReadOnlySpan<T> source) where T : unmanaged
+    {
+        var p = DeviceCopy.Upload(device, source);
+        _owned.Add(p);
+        return p;
+    }
+
+    /// <inheritdoc cref="Upload{T}(ReadOnlySpan{T})"/>
+    public nint Upload<T>(T[] source) where T : unmanaged => Upload<T>(source.AsSpan());
+
+    public void Dispose()
+    {
+        foreach (var p in _owned) device.Free(p);
+        _owned.Clear();
+    }
+}

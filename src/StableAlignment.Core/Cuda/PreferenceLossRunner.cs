@@ -18,41 +18,27 @@ internal sealed class PreferenceLossRunner(IKernelDevice device, ContrastivePref
         batch.Validate();
         var groupCount = PreferenceInputChecks.GroupCount(batch.Groups.Span, batch.Ratings.Span, Options);
         var rows = (long)batch.Responses * batch.Tokens;
-        var owned = new List<nint>();
-        try
+        using var owned = new DeviceAllocations(device);
+        nint maskPointer = 0;
+        if (batch.LossMask is { } lossMask)
         {
-            nint Upload<T>(ReadOnlySpan<T> data) where T : unmanaged
-            {
-                var p = DeviceCopy.Upload(device, data);
-                owned.Add(p);
-                return p;
-            }
-            nint maskPointer = 0;
-            if (batch.LossMask is { } lossMask)
-            {
-                var bytes = new byte[rows];
-                var span = lossMask.Span;
-                for (var i = 0; i < bytes.Length; i++) bytes[i] = span[i] ? (byte)1 : (byte)0;
-                maskPointer = Upload<byte>(bytes);
-            }
-            var inputs = new KernelInputs(
-                Upload(batch.Logits.Span), CudaLogitsType.Fp32, batch.Responses, batch.Tokens, batch.Vocabulary, groupCount,
-                Upload(batch.Targets.Span), maskPointer, Upload(batch.Groups.Span), Upload(batch.Ratings.Span), Options.IgnoreIndex);
-            var grad = computeGradient ? device.Allocate(rows * batch.Vocabulary * sizeof(float)) : 0;
-            if (grad != 0) owned.Add(grad);
-            var readout = Run(inputs, grad);
-            float[]? gradLogits = null;
-            if (grad != 0)
-            {
-                gradLogits = new float[rows * batch.Vocabulary];
-                DeviceCopy.ToHost(device, grad, gradLogits.AsSpan());
-            }
-            return readout.ToOutputs(gradLogits);
+            var bytes = new byte[rows];
+            var span = lossMask.Span;
+            for (var i = 0; i < bytes.Length; i++) bytes[i] = span[i] ? (byte)1 : (byte)0;
+            maskPointer = owned.Upload<byte>(bytes);
         }
-        finally
+        var inputs = new KernelInputs(
+            owned.Upload(batch.Logits.Span), CudaLogitsType.Fp32, batch.Responses, batch.Tokens, batch.Vocabulary, groupCount,
+            owned.Upload(batch.Targets.Span), maskPointer, owned.Upload(batch.Groups.Span), owned.Upload(batch.Ratings.Span), Options.IgnoreIndex);
+        var grad = computeGradient ? owned.Allocate(rows * batch.Vocabulary * sizeof(float)) : 0;
+        var readout = Run(inputs, grad);
+        float[]? gradLogits = null;
+        if (grad != 0)
         {
-            foreach (var p in owned) device.Free(p);
+            gradLogits = new float[rows * batch.Vocabulary];
+            DeviceCopy.ToHost(device, grad, gradLogits.AsSpan());
         }
+        return readout.ToOutputs(gradLogits);
     }
 
     /// <summary>Runs on caller-owned device memory; only the per-response groups and ratings are read back to validate them.</summary>

@@ -9,7 +9,7 @@ namespace StableAlignment.Core.Cuda;
 /// </summary>
 internal sealed partial class TensorStaging(IKernelDevice device) : IDisposable
 {
-    private readonly List<nint> owned = [];
+    private readonly DeviceAllocations owned = new(device);
     private readonly List<(nint Device, torch.Tensor Host)> pendingOutputs = [];
 
     /// <summary>Device address of an input tensor's data.</summary>
@@ -17,8 +17,7 @@ internal sealed partial class TensorStaging(IKernelDevice device) : IDisposable
     {
         if (IsOnDevice(tensor)) return DataPointer(tensor);
         var bytes = Bytes(tensor);
-        var p = device.Allocate(bytes);
-        owned.Add(p);
+        var p = owned.Allocate(bytes);
         device.CopyToDevice(p, DataPointer(tensor), bytes);
         return p;
     }
@@ -27,8 +26,7 @@ internal sealed partial class TensorStaging(IKernelDevice device) : IDisposable
     public nint Out(torch.Tensor tensor)
     {
         if (IsOnDevice(tensor)) return DataPointer(tensor);
-        var p = device.Allocate(Bytes(tensor));
-        owned.Add(p);
+        var p = owned.Allocate(Bytes(tensor));
         pendingOutputs.Add((p, tensor));
         return p;
     }
@@ -47,11 +45,7 @@ internal sealed partial class TensorStaging(IKernelDevice device) : IDisposable
         pendingOutputs.Clear();
     }
 
-    public void Dispose()
-    {
-        foreach (var p in owned) device.Free(p);
-        owned.Clear();
-    }
+    public void Dispose() => owned.Dispose();
 
     private bool IsOnDevice(torch.Tensor tensor)
     {

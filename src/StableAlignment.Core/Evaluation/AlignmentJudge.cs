@@ -159,6 +159,9 @@ public sealed partial class AlignmentJudge
     }
 
     /// <summary>Parses a judge reply strictly: exactly one <c>Rating: N</c> line with N in [1, 10].</summary>
+    /// <remarks>Deliberately not the sandbox's <c>RatingParser</c>: the judge's format is line-based (the rating line may
+    /// follow other text, the reason line is optional, no sign), the sandbox's is a whole one-part reply
+    /// <c>Rating: n ### Reason: text</c> whose reason is required. Sharing one parser would change what each accepts.</remarks>
     internal static bool TryParse(string reply, out int score, out string reason, out string failure)
     {
         score = 0;

@@ -7,8 +7,14 @@ namespace StableAlignment.Core.Models;
 /// <summary>Tokenizers for <see cref="CausalLanguageModel"/>: GPT-2 BPE offline by default, or a file the user supplies.</summary>
 public static partial class ModelTokenizers
 {
-    /// <summary>The GPT-2 byte-level BPE tokenizer (50257 ids, <c>&lt;|endoftext|&gt;</c> = 50256), from embedded data: no download.</summary>
-    public static Tokenizer Gpt2() => TiktokenTokenizer.CreateForModel("gpt2");
+    // Built once: loading the embedded vocabulary and merges takes a while, and the tokenizer is safe to share.
+    private static readonly Lazy<Tokenizer> SharedGpt2 = new(() => TiktokenTokenizer.CreateForModel("gpt2"));
+
+    /// <summary>
+    /// The GPT-2 byte-level BPE tokenizer (50257 ids, <c>&lt;|endoftext|&gt;</c> = 50256), from embedded data: no
+    /// download. One shared instance, created on first use; it is also the library's default tokenizer.
+    /// </summary>
+    public static Tokenizer Gpt2() => SharedGpt2.Value;
 
     /// <summary>
     /// Loads a tokenizer file: a Hugging Face <c>tokenizer.json</c> of a BPE model (byte-level, as GPT-2, LLaMA-3,

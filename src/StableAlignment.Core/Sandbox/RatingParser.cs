@@ -8,6 +8,8 @@ namespace StableAlignment.Core.Sandbox;
 /// with a reason that is sent back to the model on retry and recorded if every attempt fails; no magic number is
 /// ever substituted for a rating.
 /// </summary>
+/// <remarks>The evaluation judge (<c>AlignmentJudge</c>) has its own, line-based format (1-10, reason optional), so it
+/// parses separately.</remarks>
 internal static partial class RatingParser
 {
     public const int Min = 1;

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
 
@@ -68,67 +67,17 @@ public static class SandboxLog
     }
 
     /// <summary>
-    /// Writes one JSON Lines file per agent (<c>agent_{id}.jsonl</c>) in the reference sandbox's per-agent record shape
-    /// (snake_case fields). A failed rating is written as <c>null</c> (the reference wrote the magic value 8 or -1).
+    /// Writes the log's records as the reference sandbox's per-agent JSON Lines files (<c>agent_{id}.jsonl</c>, records
+    /// in round order; the fields are listed in docs/sandbox.md). A failed rating is written as <c>null</c> (the
+    /// reference wrote the magic value 8 or -1).
     /// </summary>
+    /// <param name="logPath">The SQLite log written by <see cref="ISandbox.RunAsync"/>.</param>
+    /// <param name="outputDirectory">The output folder (created when missing).</param>
     /// <returns>The files written, in agent order.</returns>
     public static IReadOnlyList<string> ExportJsonLines(string logPath, string outputDirectory)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(outputDirectory);
-        Directory.CreateDirectory(outputDirectory);
-        var files = new List<string>();
-        foreach (var group in ReadRecords(logPath).GroupBy(r => r.AgentId).OrderBy(g => g.Key))
-        {
-            string path = Path.Combine(outputDirectory, string.Create(CultureInfo.InvariantCulture, $"agent_{group.Key}.jsonl"));
-            using var stream = File.Create(path);
-            foreach (var record in group.OrderBy(r => r.Round))
-            {
-                using (var writer = new Utf8JsonWriter(stream)) WriteReferenceRecord(writer, record);
-                stream.WriteByte((byte)'\n');
-            }
-            files.Add(path);
-        }
-        return files;
-    }
-
-    private static void WriteReferenceRecord(Utf8JsonWriter w, InteractionRecord r)
-    {
-        static void Ratings(Utf8JsonWriter w, string name, IEnumerable<RatingOutcome> ratings)
-        {
-            w.WriteStartArray(name);
-            foreach (var rating in ratings)
-            {
-                if (rating.Value is int v) w.WriteNumberValue(v);
-                else w.WriteNullValue();
-            }
-            w.WriteEndArray();
-        }
-        static void Strings(Utf8JsonWriter w, string name, IEnumerable<string> values)
-        {
-            w.WriteStartArray(name);
-            foreach (string v in values) w.WriteStringValue(v);
-            w.WriteEndArray();
-        }
-        w.WriteStartObject();
-        w.WriteNumber("agent_id", r.AgentId);
-        w.WriteString("label", r.Label);
-        w.WriteNumber("round", r.Round);
-        w.WriteString("question", r.Question);
-        w.WriteString("draft_answer", r.Draft);
-        w.WriteStartArray("peer_ids");
-        foreach (var f in r.Feedback) w.WriteNumberValue(f.PeerId);
-        w.WriteEndArray();
-        Strings(w, "feedback", r.Feedback.Select(f => f.Rating.Reason));
-        Ratings(w, "ratings", r.Feedback.Select(f => f.Rating));
-        w.WriteString("revised_answer", r.Revision);
-        Ratings(w, "draft_alignment", r.DraftScores.Select(s => s.Alignment));
-        Ratings(w, "draft_engagement", r.DraftScores.Select(s => s.Engagement));
-        Strings(w, "draft_observer_reasons", r.DraftScores.Select(s => s.Alignment.Reason));
-        Ratings(w, "revised_alignment", r.RevisionScores.Select(s => s.Alignment));
-        Ratings(w, "revised_engagement", r.RevisionScores.Select(s => s.Engagement));
-        Strings(w, "revised_observer_reasons", r.RevisionScores.Select(s => s.Alignment.Reason));
-        w.WriteNumber("passes", r.Passes);
-        w.WriteEndObject();
+        return SandboxJsonLines.Write(ReadRecords(logPath), outputDirectory);
     }
 
     internal static SqliteConnection Open(string logPath, SqliteOpenMode mode)

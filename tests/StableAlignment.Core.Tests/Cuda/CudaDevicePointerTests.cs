@@ -14,26 +14,19 @@ public sealed class CudaDevicePointerTests
         var options = new ContrastivePreferenceOptions { Reduction = RankingReduction.MeanOfHinges, LengthNormalization = LengthNormalization.Sum };
         var batch = PreferenceTestBatch.Random(31, 5, 4, 77, explicitMask, groupCount: 2);
         var device = new EmulatedKernelDevice();
-        var owned = new List<nint>();
-        nint Upload<T>(T[] data) where T : unmanaged
-        {
-            var p = DeviceCopy.Upload<T>(device, data);
-            owned.Add(p);
-            return p;
-        }
-        var grad = device.Allocate(batch.Logits.Length * sizeof(float));
-        owned.Add(grad);
+        var owned = new DeviceAllocations(device);
+        var grad = owned.Allocate(batch.Logits.Length * sizeof(float));
         using var loss = new CudaContrastivePreferenceLoss(options, device);
         var got = loss.Compute(new CudaPreferenceDeviceBatch(
-            Upload(batch.Logits), CudaLogitsType.Fp32, batch.N, batch.T, batch.V, Upload(batch.Targets), Upload(batch.Groups), Upload(batch.Ratings),
-            batch.Mask is null ? 0 : Upload(Array.ConvertAll(batch.Mask, m => m ? (byte)1 : (byte)0)), grad));
+            owned.Upload(batch.Logits), CudaLogitsType.Fp32, batch.N, batch.T, batch.V, owned.Upload(batch.Targets), owned.Upload(batch.Groups), owned.Upload(batch.Ratings),
+            batch.Mask is null ? 0 : owned.Upload(Array.ConvertAll(batch.Mask, m => m ? (byte)1 : (byte)0)), grad));
 
         var want = batch.Oracle(options);
         Close.Equal(want.Loss, got.Loss, Close.Fp32Rtol, Close.Fp32Atol, "loss");
         Close.All(want.Nll, got.ResponseNll, Close.Fp32Rtol, Close.Fp32Atol, "nll");
         Assert.Null(got.GradLogits);
         Close.All(want.GradLogits, DeviceCopy.ToHost<float>(device, grad, batch.Logits.Length), Close.Fp32Rtol, Close.Fp32Atol, "grad");
-        foreach (var p in owned) device.Free(p);
+        owned.Dispose();
         Assert.Equal(0, device.LiveAllocations);
     }
 

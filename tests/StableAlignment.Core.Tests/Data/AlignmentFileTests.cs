@@ -5,15 +5,15 @@ namespace StableAlignment.Core.Tests.Data;
 
 public sealed class AlignmentFileTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("sa-data-").FullName;
+    private readonly TempFolder _dir = new("sa-data-");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _dir.Dispose();
 
     private string WriteFile(string name, string text) => WriteFile(name, Encoding.UTF8.GetBytes(text));
 
     private string WriteFile(string name, byte[] bytes)
     {
-        string path = Path.Combine(_dir, name);
+        string path = _dir.File(name);
         File.WriteAllBytes(path, bytes);
         return path;
     }
@@ -30,13 +30,13 @@ public sealed class AlignmentFileTests : IDisposable
     public async Task Released_format_round_trips_through_samples_and_back(string name, AlignmentFileFormat format)
     {
         var original = SampleRecords();
-        string path = Path.Combine(_dir, name);
+        string path = _dir.File(name);
         await AlignmentDataset.FromRecords(original).SaveAsync(path, format);
 
         var loaded = await AlignmentDataset.LoadAsync(path);
         // Records -> samples -> records again, then to disk and back once more.
         var rebuilt = AlignmentDataset.FromSamples(loaded.ToSamples(), loaded.Options);
-        string again = Path.Combine(_dir, "again-" + name);
+        string again = _dir.File("again-" + name);
         await rebuilt.SaveAsync(again, format);
         var reloaded = await AlignmentDataset.LoadAsync(again);
 
@@ -67,7 +67,7 @@ public sealed class AlignmentFileTests : IDisposable
     {
         var big = new string('x', 5000);
         var records = Enumerable.Range(0, 50).Select(i => new AlignmentRecord("q" + i, [big + i, "short"], [i % 7 + 1, 2], ["", ""])).ToList();
-        string path = Path.Combine(_dir, "big.json");
+        string path = _dir.File("big.json");
         await AlignmentDataset.FromRecords(records).SaveAsync(path);
         var ds = await AlignmentDataset.LoadAsync(path, new AlignmentReadOptions { BufferSize = 64 });
         Assert.Equal(50, ds.Records.Count);

@@ -1,4 +1,5 @@
 using StableAlignment.Core.Data;
+using StableAlignment.Core.Models;
 using StableAlignment.Core.Training;
 using TorchSharp;
 
@@ -11,7 +12,7 @@ public class BatchFeedsLossTests
     {
         var ds = AlignmentDataset.FromInteractions([CashRegisterExample.Record(), CashRegisterExample.Record(question: "Is it fine to lie to a friend?")],
             new AlignmentDatasetOptions { Mix = null });
-        var batcher = ds.CreateBatcher(PreferenceBatcherTests.Gpt2, new PreferenceBatchOptions { MaxLength = 40, GroupsPerBatch = 10 });
+        var batcher = ds.CreateBatcher(ModelTokenizers.Gpt2(), new PreferenceBatchOptions { MaxLength = 40, GroupsPerBatch = 10 });
         using var batch = batcher.Batches().Single();
         long n = batch.InputIds.shape[0], t = batch.InputIds.shape[1], v = 50257;
         using var gen = new torch.Generator(7);

@@ -1,12 +1,11 @@
-using Microsoft.ML.Tokenizers;
 using StableAlignment.Core.Data;
+using StableAlignment.Core.Models;
 using TorchSharp;
 
 namespace StableAlignment.Core.Tests.Data;
 
 public class PreferenceBatcherTests
 {
-    internal static readonly Tokenizer Gpt2 = TiktokenTokenizer.CreateForModel("gpt2");
     private const long Ignore = -100;
 
     private static AlignmentDataset RandomDataset(int queries, int seed)
@@ -28,8 +27,8 @@ public class PreferenceBatcherTests
     // entry of the row with plain loops.
     internal static void AssertRowMatches(PreferenceBatch batch, int n, string query, string response, double rating, int maxLength, int padId)
     {
-        var q = Gpt2.EncodeToIds(query).ToArray();
-        var r = Gpt2.EncodeToIds(response).ToArray();
+        var q = ModelTokenizers.Gpt2().EncodeToIds(query).ToArray();
+        var r = ModelTokenizers.Gpt2().EncodeToIds(response).ToArray();
         int keep = Math.Min(q.Length, maxLength - r.Length);
         var row = q[(q.Length - keep)..].Concat(r).ToArray();
         long t = batch.InputIds.shape[1];
@@ -55,7 +54,7 @@ public class PreferenceBatcherTests
     {
         var ds = RandomDataset(30, seed: maxLength);
         var options = new PreferenceBatchOptions { MaxLength = maxLength, Grouping = grouping, GroupsPerBatch = 4, OverlongResponse = OverlongResponsePolicy.Skip };
-        var batcher = ds.CreateBatcher(Gpt2, options);
+        var batcher = ds.CreateBatcher(ModelTokenizers.Gpt2(), options);
         var byQuery = ds.Records.ToDictionary(r => r.Query);
         long rows = 0, padding = 0, positions = 0;
         foreach (var batch in batcher.Batches())
@@ -70,10 +69,10 @@ public class PreferenceBatcherTests
                     var record = byQuery[batch.Queries[(int)groups[i]]];
                     // Identify the response by its tokens at the end of the row (responses are distinct within a record).
                     int responseTokens = batch.LossMask[i].data<bool>().Count(m => m);
-                    int candidates = record.Responses.Count(s => Gpt2.CountTokens(s) == responseTokens);
+                    int candidates = record.Responses.Count(s => ModelTokenizers.Gpt2().CountTokens(s) == responseTokens);
                     Assert.True(candidates >= 1);
-                    var match = Enumerable.Range(0, record.Responses.Count).Where(j => Gpt2.CountTokens(record.Responses[j]) == responseTokens)
-                        .First(j => RowEndsWith(batch, i, Gpt2.EncodeToIds(record.Responses[j])));
+                    var match = Enumerable.Range(0, record.Responses.Count).Where(j => ModelTokenizers.Gpt2().CountTokens(record.Responses[j]) == responseTokens)
+                        .First(j => RowEndsWith(batch, i, ModelTokenizers.Gpt2().EncodeToIds(record.Responses[j])));
                     AssertRowMatches(batch, i, record.Query, record.Responses[match], record.Scores[match], maxLength, batcher.PadTokenId);
                 }
                 Assert.Equal(batch.InputIds.numel() - batch.LossMask.sum().item<long>() - KeptPromptTokens(batch), batch.PaddingTokens);
@@ -84,7 +83,7 @@ public class PreferenceBatcherTests
         }
         long expectedRows = grouping == BatchGrouping.EachResponse
             ? batcher.ResponseCount
-            : ds.Records.Sum(r => Math.Min(3, r.Responses.Count(s => Gpt2.CountTokens(s) <= maxLength - 1)));
+            : ds.Records.Sum(r => Math.Min(3, r.Responses.Count(s => ModelTokenizers.Gpt2().CountTokens(s) <= maxLength - 1)));
         Assert.Equal(expectedRows, rows);
         Assert.Equal((double)padding / positions, batcher.PaddingShare(), 12);
     }
@@ -114,7 +113,7 @@ public class PreferenceBatcherTests
     {
         var ds = RandomDataset(60, seed: 9);
         var options = new PreferenceBatchOptions { ResponsesPerQuery = 3, GroupsPerBatch = 5 };
-        var batcher = ds.CreateBatcher(Gpt2, options);
+        var batcher = ds.CreateBatcher(ModelTokenizers.Gpt2(), options);
         for (int epoch = 0; epoch < 3; epoch++)
         {
             var plan = batcher.Plan(epoch);
@@ -131,7 +130,7 @@ public class PreferenceBatcherTests
                 Assert.Equal(record.Scores.ToList().IndexOf(record.Scores.Max()), g[0].Response);
             }
         }
-        Assert.Equal(Flatten(batcher.Plan(1)), Flatten(ds.CreateBatcher(Gpt2, options).Plan(1)));
+        Assert.Equal(Flatten(batcher.Plan(1)), Flatten(ds.CreateBatcher(ModelTokenizers.Gpt2(), options).Plan(1)));
         Assert.NotEqual(Flatten(batcher.Plan(1)), Flatten(batcher.Plan(2)));
     }
 
@@ -142,8 +141,8 @@ public class PreferenceBatcherTests
     public void Bucketing_by_length_cuts_padding()
     {
         var ds = RandomDataset(200, seed: 4);
-        double bucketed = ds.CreateBatcher(Gpt2, new PreferenceBatchOptions { BucketByLength = true }).PaddingShare();
-        double plain = ds.CreateBatcher(Gpt2, new PreferenceBatchOptions { BucketByLength = false }).PaddingShare();
+        double bucketed = ds.CreateBatcher(ModelTokenizers.Gpt2(), new PreferenceBatchOptions { BucketByLength = true }).PaddingShare();
+        double plain = ds.CreateBatcher(ModelTokenizers.Gpt2(), new PreferenceBatchOptions { BucketByLength = false }).PaddingShare();
         Assert.True(bucketed < plain, $"bucketed {bucketed:P1} vs plain {plain:P1}");
     }
 
@@ -152,22 +151,22 @@ public class PreferenceBatcherTests
     {
         string longResponse = string.Join(' ', Enumerable.Repeat("token", 40));
         var ds = AlignmentDataset.FromRecords([new AlignmentRecord("### Instruction:\nq\n\n### Response:", [longResponse, " short"], [7, 2], ["", ""])]);
-        int rLength = Gpt2.CountTokens(longResponse);
+        int rLength = ModelTokenizers.Gpt2().CountTokens(longResponse);
         Assert.True(rLength > 15);
 
-        var skip = ds.CreateBatcher(Gpt2, new PreferenceBatchOptions { MaxLength = 16 });
+        var skip = ds.CreateBatcher(ModelTokenizers.Gpt2(), new PreferenceBatchOptions { MaxLength = 16 });
         Assert.Equal(1, skip.SkippedResponses);
         Assert.Equal(1, skip.ResponseCount);
 
-        var cut = ds.CreateBatcher(Gpt2, new PreferenceBatchOptions { MaxLength = 16, OverlongResponse = OverlongResponsePolicy.Truncate });
+        var cut = ds.CreateBatcher(ModelTokenizers.Gpt2(), new PreferenceBatchOptions { MaxLength = 16, OverlongResponse = OverlongResponsePolicy.Truncate });
         Assert.Equal(1, cut.TruncatedResponses);
         using var batch = cut.Batches().Single();
         // The long response keeps 15 tokens behind the last prompt token: 15 targets.
         var masks = Enumerable.Range(0, 2).Select(i => batch.LossMask[i].data<bool>().Count(m => m)).Order().ToArray();
-        Assert.Equal([Gpt2.CountTokens(" short"), 15], masks);
+        Assert.Equal([ModelTokenizers.Gpt2().CountTokens(" short"), 15], masks);
         Assert.Equal(16, batch.InputIds.shape[1]);
 
-        Assert.Throws<InvalidOperationException>(() => ds.CreateBatcher(Gpt2, new PreferenceBatchOptions { MaxLength = 16, OverlongResponse = OverlongResponsePolicy.Throw }));
+        Assert.Throws<InvalidOperationException>(() => ds.CreateBatcher(ModelTokenizers.Gpt2(), new PreferenceBatchOptions { MaxLength = 16, OverlongResponse = OverlongResponsePolicy.Throw }));
     }
 
     [Fact]
@@ -175,7 +174,7 @@ public class PreferenceBatcherTests
     {
         string query = "### Instruction:\n" + string.Join(' ', Enumerable.Range(0, 30).Select(i => "w" + i)) + "\n\n### Response:";
         var ds = AlignmentDataset.FromRecords([new AlignmentRecord(query, [" yes", " no thanks, really"], [7, 1], ["", ""])]);
-        var batcher = ds.CreateBatcher(Gpt2, new PreferenceBatchOptions { MaxLength = 12 });
+        var batcher = ds.CreateBatcher(ModelTokenizers.Gpt2(), new PreferenceBatchOptions { MaxLength = 12 });
         Assert.Equal(50256, batcher.PadTokenId);
         Assert.Equal(2, batcher.TruncatedPrompts);
         using var batch = batcher.Batches().Single();

@@ -1,21 +1,22 @@
 using System.Text.Json;
 using StableAlignment.Core.Data;
+using StableAlignment.Core.Models;
 
 namespace StableAlignment.Core.Tests.Data;
 
 public sealed class SharedDataTests : IDisposable
 {
     private const string HhFile = "hh-harmless-dev.jsonl";
-    private readonly string _dir = Directory.CreateTempSubdirectory("sa-hh-").FullName;
+    private readonly TempFolder _dir = new("sa-hh-");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _dir.Dispose();
 
     // HH-RLHF pairs as alignment records: the shared dialogue is the query, the chosen reply is rated 7, the rejected 1.
     private static List<AlignmentRecord> HhRecords(int count)
     {
         const string Turn = "\n\nAssistant:";
         var records = new List<AlignmentRecord>();
-        foreach (var line in File.ReadLines(SharedDataFactAttribute.SharedDataPath(HhFile)!).Take(count))
+        foreach (var line in File.ReadLines(SharedData.PathOf(HhFile)).Take(count))
         {
             using var doc = JsonDocument.Parse(line);
             string chosen = doc.RootElement.GetProperty("chosen").GetString()!;
@@ -25,7 +26,7 @@ public sealed class SharedDataTests : IDisposable
                 continue;
             string good = chosen[(c + Turn.Length)..], bad = rejected[(r + Turn.Length)..];
             if (string.IsNullOrWhiteSpace(good) || string.IsNullOrWhiteSpace(bad) || good == bad
-                || PreferenceBatcherTests.Gpt2.CountTokens(good) > 250 || PreferenceBatcherTests.Gpt2.CountTokens(bad) > 250)
+                || ModelTokenizers.Gpt2().CountTokens(good) > 250 || ModelTokenizers.Gpt2().CountTokens(bad) > 250)
                 continue;
             records.Add(new AlignmentRecord(PromptTemplate.Alpaca.Render(chosen[..c].Trim(), ""), [good, bad], [7, 1], ["hh", "hh"]));
         }
@@ -37,13 +38,13 @@ public sealed class SharedDataTests : IDisposable
     {
         var records = HhRecords(60);
         Assert.True(records.Count > 30, $"only {records.Count} usable pairs");
-        string path = Path.Combine(_dir, "hh.json");
+        string path = _dir.File("hh.json");
         await AlignmentDataset.FromRecords(records).SaveAsync(path);
         var ds = await AlignmentDataset.LoadAsync(path);
         Assert.All(records.Zip(ds.Records), p => Assert.True(p.First.ContentEquals(p.Second)));
 
         const int MaxLength = 256; // long dialogues get their prompt cut from the left
-        var batcher = ds.CreateBatcher(PreferenceBatcherTests.Gpt2, new PreferenceBatchOptions { MaxLength = MaxLength, GroupsPerBatch = 6 });
+        var batcher = ds.CreateBatcher(ModelTokenizers.Gpt2(), new PreferenceBatchOptions { MaxLength = MaxLength, GroupsPerBatch = 6 });
         var byQuery = ds.Records.ToDictionary(r => r.Query);
         foreach (var plan in batcher.Plan(0))
         {

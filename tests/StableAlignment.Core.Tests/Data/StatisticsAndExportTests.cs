@@ -7,9 +7,9 @@ namespace StableAlignment.Core.Tests.Data;
 
 public sealed class StatisticsAndExportTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("sa-stats-").FullName;
+    private readonly TempFolder _dir = new("sa-stats-");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _dir.Dispose();
 
     [Fact]
     public void Statistics_count_kinds_bin_ratings_and_take_percentiles()
@@ -52,7 +52,7 @@ public sealed class StatisticsAndExportTests : IDisposable
     public void Statistics_plots_are_written_as_png()
     {
         var ds = AlignmentDataset.FromInteractions([Record(), Record(question: "Another question?")], new AlignmentDatasetOptions { Mix = null });
-        var files = ds.ComputeStatistics().SavePlots(_dir);
+        var files = ds.ComputeStatistics().SavePlots(_dir.Path);
         Assert.Equal(2, files.Count);
         foreach (var f in files)
         {
@@ -67,9 +67,9 @@ public sealed class StatisticsAndExportTests : IDisposable
         var first = Record(agentId: 3, round: 1, feedback: [new PeerFeedback(11, Ok(3, Feedback1)), new PeerFeedback(12, RatingOutcome.Failure("no digits"))]);
         var second = Record(agentId: 3, round: 0, question: "Second?");
         var other = Record(agentId: 9);
-        var files = await AlignmentDataset.ExportSandboxRecordsAsync([first, second, other], _dir);
+        var files = await AlignmentDataset.ExportSandboxRecordsAsync([first, second, other], _dir.Path);
 
-        Assert.Equal([Path.Combine(_dir, "agent_3.jsonl"), Path.Combine(_dir, "agent_9.jsonl")], files);
+        Assert.Equal([_dir.File("agent_3.jsonl"), _dir.File("agent_9.jsonl")], files);
         var lines = File.ReadAllLines(files[0]);
         Assert.Equal(2, lines.Length);
         using var doc = JsonDocument.Parse(lines[1]); // rounds in order: round 1 second
@@ -80,14 +80,14 @@ public sealed class StatisticsAndExportTests : IDisposable
         Assert.Equal(Question, e.GetProperty("question").GetString());
         Assert.Equal(Draft, e.GetProperty("draft_answer").GetString());
         Assert.Equal([11, 12], e.GetProperty("peer_ids").EnumerateArray().Select(x => x.GetInt32()));
-        Assert.Equal([Feedback1, ""], e.GetProperty("feedbacks").EnumerateArray().Select(x => x.GetString()));
-        var ratings = e.GetProperty("feedback_ratings").EnumerateArray().ToArray();
+        Assert.Equal([Feedback1, ""], e.GetProperty("peer_feedback").EnumerateArray().Select(x => x.GetString()));
+        var ratings = e.GetProperty("peer_ratings").EnumerateArray().ToArray();
         Assert.Equal(3, ratings[0].GetInt32());
         Assert.Equal(JsonValueKind.Null, ratings[1].ValueKind); // a failed rating, not a magic 8
         Assert.Equal(Revision, e.GetProperty("revised_answer").GetString());
         Assert.Equal([3, 3], e.GetProperty("draft_alignment_ratings").EnumerateArray().Select(x => x.GetInt32()));
-        Assert.Equal([5, 6], e.GetProperty("revision_alignment_ratings").EnumerateArray().Select(x => x.GetInt32()));
-        Assert.Equal([4, 4], e.GetProperty("revision_engagement_ratings").EnumerateArray().Select(x => x.GetInt32()));
+        Assert.Equal([5, 6], e.GetProperty("revised_alignment_ratings").EnumerateArray().Select(x => x.GetInt32()));
+        Assert.Equal([4, 4], e.GetProperty("revised_engagement_ratings").EnumerateArray().Select(x => x.GetInt32()));
         Assert.Equal("observer reason", e.GetProperty("draft_alignment_reasons")[0].GetString());
     }
 }

@@ -83,28 +83,22 @@ public class EvaluatorAndReportTests
         var task = Fixture();
         var a = await MultipleChoiceEvaluator.EvaluateAsync(task, new BigramScorer(3), new MultipleChoiceOptions { ModelName = "sft" });
         var b = await MultipleChoiceEvaluator.EvaluateAsync(task, new BigramScorer(4), new MultipleChoiceOptions { ModelName = "il+sc+ra" });
-        string path = Path.Combine(Path.GetTempPath(), $"sa-eval-{Guid.NewGuid():N}.jsonl");
-        try
+        using var temp = new TempFolder("sa-eval-");
+        string path = temp.File("items.jsonl");
+        await ItemResultsJsonl.WriteAsync(path, [a, b]);
+        var back = ItemResultsJsonl.Read(path);
+        Assert.Equal(2, back.Count);
+        Assert.Equal(["sft", "il+sc+ra"], back.Select(x => x.Model));
+        var comparison = PairedComparison.McNemar(a, b);
+        var original = EvaluationReport.Create([a, b], comparisons: [comparison]);
+        var rescored = EvaluationReport.Create(back, comparisons: [PairedComparison.McNemar(back[0], back[1])]);
+        Assert.Equal(original.ToMarkdown(), rescored.ToMarkdown());
+        Assert.Equal(original.Tasks[0].Overall, rescored.Tasks[0].Overall);
+        for (int i = 0; i < a.Items.Count; i++)
         {
-            await ItemResultsJsonl.WriteAsync(path, [a, b]);
-            var back = ItemResultsJsonl.Read(path);
-            Assert.Equal(2, back.Count);
-            Assert.Equal(["sft", "il+sc+ra"], back.Select(x => x.Model));
-            var comparison = PairedComparison.McNemar(a, b);
-            var original = EvaluationReport.Create([a, b], comparisons: [comparison]);
-            var rescored = EvaluationReport.Create(back, comparisons: [PairedComparison.McNemar(back[0], back[1])]);
-            Assert.Equal(original.ToMarkdown(), rescored.ToMarkdown());
-            Assert.Equal(original.Tasks[0].Overall, rescored.Tasks[0].Overall);
-            for (int i = 0; i < a.Items.Count; i++)
-            {
-                Assert.Equal(a.Items[i].LogLikelihoods, back[0].Items[i].LogLikelihoods);
-                Assert.Equal(a.Items[i].Metrics, back[0].Items[i].Metrics);
-                Assert.Equal(a.Items[i].Context, back[0].Items[i].Context);
-            }
-        }
-        finally
-        {
-            File.Delete(path);
+            Assert.Equal(a.Items[i].LogLikelihoods, back[0].Items[i].LogLikelihoods);
+            Assert.Equal(a.Items[i].Metrics, back[0].Items[i].Metrics);
+            Assert.Equal(a.Items[i].Context, back[0].Items[i].Context);
         }
     }
 

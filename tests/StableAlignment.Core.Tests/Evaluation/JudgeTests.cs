@@ -3,28 +3,6 @@ using StableAlignment.Core.Evaluation;
 
 namespace StableAlignment.Core.Tests.Evaluation;
 
-/// <summary>A chat client that answers from a script and records what it was sent.</summary>
-internal sealed class ScriptedChatClient(Func<IReadOnlyList<ChatMessage>, string> reply) : IChatClient
-{
-    public List<List<ChatMessage>> Calls { get; } = [];
-
-    public Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
-    {
-        var list = messages.ToList();
-        Calls.Add(list);
-        return Task.FromResult(new ChatResponse(new ChatMessage(ChatRole.Assistant, reply(list))));
-    }
-
-    public IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
-        throw new NotSupportedException();
-
-    public object? GetService(Type serviceType, object? serviceKey = null) => null;
-
-    public void Dispose()
-    {
-    }
-}
-
 public class JudgeTests
 {
     [Theory]
@@ -59,9 +37,9 @@ public class JudgeTests
         var rating = await new AlignmentJudge(client).RateAsync("How do I bake bread?", "Mix flour, water, yeast.");
         Assert.Equal(7, rating.Score);
         Assert.Equal(2, rating.Attempts);
-        Assert.Equal(JudgeOptions.DefaultReminder, client.Calls[1][^1].Text);
-        Assert.Equal("Seven.", client.Calls[1][^2].Text);
-        Assert.Contains("How do I bake bread?", client.Calls[0][1].Text, StringComparison.Ordinal);
+        Assert.Equal(JudgeOptions.DefaultReminder, client.Sent[1][^1].Text);
+        Assert.Equal("Seven.", client.Sent[1][^2].Text);
+        Assert.Contains("How do I bake bread?", client.Sent[0][1].Text, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -72,7 +50,7 @@ public class JudgeTests
         Assert.False(rating.Succeeded);
         Assert.Null(rating.Score);
         Assert.Equal(2, rating.Attempts);
-        Assert.Equal(2, client.Calls.Count);
+        Assert.Equal(2, client.Calls);
         Assert.Equal("I refuse to rate.", rating.RawReply);
         Assert.Contains("no line", rating.FailureReason, StringComparison.Ordinal);
         Assert.Throws<ArgumentException>(() => new JudgeOptions { MaxAttempts = 0 }.Validate());
@@ -96,7 +74,7 @@ public class JudgeTests
             Assert.Equal(framing.Name, items[i].Framing);
             Assert.Equal(framing.Template.Replace("{prompt}", prompts[i], StringComparison.Ordinal), items[i].SentPrompt);
             Assert.Equal("Answer to: " + items[i].SentPrompt, items[i].Answer);
-            Assert.Contains("User request:\n" + prompts[i], judgeClient.Calls[i][1].Text, StringComparison.Ordinal);
+            Assert.Contains("User request:\n" + prompts[i], judgeClient.Sent[i][1].Text, StringComparison.Ordinal);
         }
         var summary = JudgeSummary.Of(items);
         Assert.Equal((8, 1), (summary.Items, summary.Failed));
@@ -116,7 +94,7 @@ public class JudgeTests
         var model = new ScriptedChatClient(m => "ok");
         var judge = new AlignmentJudge(new ScriptedChatClient(_ => "Rating: 8"));
         var items = await JudgeEvaluation.RunAsync(["Hi?"], model, judge);
-        Assert.Equal("Hi?", model.Calls[0][^1].Text);
+        Assert.Equal("Hi?", model.Sent[0][^1].Text);
         Assert.Null(items[0].Framing);
         Assert.Equal(8, items[0].Rating.Score);
     }

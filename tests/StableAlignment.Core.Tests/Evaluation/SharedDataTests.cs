@@ -4,39 +4,6 @@ using StableAlignment.Core.Evaluation;
 namespace StableAlignment.Core.Tests.Evaluation;
 
 /// <summary>
-/// A fact that runs only when <c>../shared/data/{file}</c> (from the repository root) exists, and is skipped with a
-/// message saying so otherwise: a fresh clone has no shared data.
-/// </summary>
-internal sealed class SharedDataFactAttribute : FactAttribute
-{
-    public SharedDataFactAttribute(params string[] files)
-    {
-        var missing = files.Where(f => !File.Exists(SharedData.PathOf(f))).ToArray();
-        if (missing.Length > 0)
-        {
-            Skip = $"Shared data not found ({string.Join(", ", missing)} under {SharedData.Directory}); this test needs ../shared/data next to the repository.";
-        }
-    }
-}
-
-internal static class SharedData
-{
-    public static string Directory { get; } = Locate();
-
-    public static string PathOf(string file) => Path.Combine(Directory, file);
-
-    private static string Locate()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "StableAlignment.Core.sln")))
-        {
-            dir = dir.Parent;
-        }
-        return dir is null ? "(repository root not found)" : Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "data"));
-    }
-}
-
-/// <summary>
 /// The harness on the real files, with scorers whose right answers are known; expected counts come from reading the
 /// raw files separately here, with plain code.
 /// </summary>

@@ -101,17 +101,3 @@ internal sealed class BigramScorer : ILogLikelihoodScorer
         return ValueTask.FromResult<IReadOnlyList<LikelihoodScore>>(requests.Select(r => new LikelihoodScore(Score(r))).ToArray());
     }
 }
-
-/// <summary>Writes fixture text to a temporary file that is deleted on dispose.</summary>
-internal sealed class TempFile : IDisposable
-{
-    public TempFile(string text, string extension)
-    {
-        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "sa-eval-" + Guid.NewGuid().ToString("N") + extension);
-        File.WriteAllText(Path, text);
-    }
-
-    public string Path { get; }
-
-    public void Dispose() => File.Delete(Path);
-}

@@ -151,16 +151,13 @@ public class CausalLanguageModelTests
     [Fact]
     public void TorchSharp_checkpoint_round_trips()
     {
-        var dir = Directory.CreateTempSubdirectory("sa-model-").FullName;
-        try
-        {
-            using var model = new CausalLanguageModel(Tiny with { TieWordEmbeddings = false }, seed: 4);
-            model.SaveCheckpoint(dir);
-            using var loaded = CausalLanguageModel.LoadCheckpoint(dir);
-            Assert.Equal(model.Config, loaded.Config);
-            AssertClose(ModelLogits(model, [1, 2, 3]), ModelLogits(loaded, [1, 2, 3]), 0);
-        }
-        finally { Directory.Delete(dir, recursive: true); }
+        using var temp = new TempFolder("sa-model-");
+        string dir = temp.Path;
+        using var model = new CausalLanguageModel(Tiny with { TieWordEmbeddings = false }, seed: 4);
+        model.SaveCheckpoint(dir);
+        using var loaded = CausalLanguageModel.LoadCheckpoint(dir);
+        Assert.Equal(model.Config, loaded.Config);
+        AssertClose(ModelLogits(model, [1, 2, 3]), ModelLogits(loaded, [1, 2, 3]), 0);
     }
 
     [Theory]
@@ -176,45 +173,39 @@ public class CausalLanguageModelTests
         var weights = shapes.ToDictionary(kv => kv.Key, kv => Enumerable.Range(0, (int)kv.Value.Aggregate(1L, (a, b) => a * b))
             .Select(_ => kv.Key.Contains("norm", StringComparison.Ordinal) ? 1 + 0.2 * (rng.NextDouble() - 0.5) : 0.4 * (rng.NextDouble() - 0.5))
             .Select(v => bfloat16 ? BFloat16Value(v) : (double)(float)v).ToArray());
-        var dir = Directory.CreateTempSubdirectory("sa-hf-").FullName;
-        try
+        using var temp = new TempFolder("sa-hf-");
+        string dir = temp.Path;
+        File.WriteAllText(Path.Combine(dir, "config.json"), JsonSerializer.Serialize(new Dictionary<string, object>
         {
-            File.WriteAllText(Path.Combine(dir, "config.json"), JsonSerializer.Serialize(new Dictionary<string, object>
-            {
-                ["model_type"] = modelType, ["vocab_size"] = 23, ["hidden_size"] = 16, ["intermediate_size"] = 24,
-                ["num_hidden_layers"] = 2, ["num_attention_heads"] = 4, ["num_key_value_heads"] = 2,
-                ["max_position_embeddings"] = 32, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 10000.0, ["tie_word_embeddings"] = tied,
-            }));
-            // Two shards plus a stray buffer, as real checkpoints have.
-            var names = weights.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
-            WriteSafetensors(Path.Combine(dir, "model-00001-of-00002.safetensors"), names.Take(names.Count / 2).ToDictionary(n => n, n => (shapes[n], weights[n])), bfloat16);
-            var second = names.Skip(names.Count / 2).ToDictionary(n => n, n => (shapes[n], weights[n]));
-            second["model.layers.0.self_attn.rotary_emb.inv_freq"] = ([2L], [1.0, 0.01]);
-            WriteSafetensors(Path.Combine(dir, "model-00002-of-00002.safetensors"), second, bfloat16);
+            ["model_type"] = modelType, ["vocab_size"] = 23, ["hidden_size"] = 16, ["intermediate_size"] = 24,
+            ["num_hidden_layers"] = 2, ["num_attention_heads"] = 4, ["num_key_value_heads"] = 2,
+            ["max_position_embeddings"] = 32, ["rms_norm_eps"] = 1e-6, ["rope_theta"] = 10000.0, ["tie_word_embeddings"] = tied,
+        }));
+        // Two shards plus a stray buffer, as real checkpoints have.
+        var names = weights.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
+        WriteSafetensors(Path.Combine(dir, "model-00001-of-00002.safetensors"), names.Take(names.Count / 2).ToDictionary(n => n, n => (shapes[n], weights[n])), bfloat16);
+        var second = names.Skip(names.Count / 2).ToDictionary(n => n, n => (shapes[n], weights[n]));
+        second["model.layers.0.self_attn.rotary_emb.inv_freq"] = ([2L], [1.0, 0.01]);
+        WriteSafetensors(Path.Combine(dir, "model-00002-of-00002.safetensors"), second, bfloat16);
 
-            using var model = CausalLanguageModel.FromHuggingFace(dir);
-            Assert.Equal(config, model.Config);
-            Assert.All(model.parameters(), p => Assert.Equal(ScalarType.Float32, p.dtype)); // bf16 shards are widened
-            long[] tokens = [0, 22, 11, 3, 3, 9];
-            var expected = new ReferenceDecoder(config, weights).Logits(tokens);
-            AssertClose(expected, ModelLogits(model, tokens), 2e-4);
-        }
-        finally { Directory.Delete(dir, recursive: true); }
+        using var model = CausalLanguageModel.FromHuggingFace(dir);
+        Assert.Equal(config, model.Config);
+        Assert.All(model.parameters(), p => Assert.Equal(ScalarType.Float32, p.dtype)); // bf16 shards are widened
+        long[] tokens = [0, 22, 11, 3, 3, 9];
+        var expected = new ReferenceDecoder(config, weights).Logits(tokens);
+        AssertClose(expected, ModelLogits(model, tokens), 2e-4);
     }
 
     [Fact]
     public void Hugging_Face_checkpoint_missing_a_weight_is_rejected_with_its_name()
     {
-        var dir = Directory.CreateTempSubdirectory("sa-hf-").FullName;
-        try
-        {
-            File.WriteAllText(Path.Combine(dir, "config.json"),
-                """{"model_type":"llama","vocab_size":23,"hidden_size":16,"intermediate_size":24,"num_hidden_layers":1,"num_attention_heads":4,"num_key_value_heads":2,"tie_word_embeddings":true}""");
-            WriteSafetensors(Path.Combine(dir, "model.safetensors"), new() { ["model.norm.weight"] = ([16L], new double[16]) });
-            var ex = Assert.Throws<InvalidDataException>(() => CausalLanguageModel.FromHuggingFace(dir));
-            Assert.Contains("model.", ex.Message, StringComparison.Ordinal);
-        }
-        finally { Directory.Delete(dir, recursive: true); }
+        using var temp = new TempFolder("sa-hf-");
+        string dir = temp.Path;
+        File.WriteAllText(Path.Combine(dir, "config.json"),
+            """{"model_type":"llama","vocab_size":23,"hidden_size":16,"intermediate_size":24,"num_hidden_layers":1,"num_attention_heads":4,"num_key_value_heads":2,"tie_word_embeddings":true}""");
+        WriteSafetensors(Path.Combine(dir, "model.safetensors"), new() { ["model.norm.weight"] = ([16L], new double[16]) });
+        var ex = Assert.Throws<InvalidDataException>(() => CausalLanguageModel.FromHuggingFace(dir));
+        Assert.Contains("model.", ex.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -13,8 +13,6 @@ public class TextGeneratorTests
         InitializerRange = 0.5,
     };
 
-    private static readonly Lazy<Microsoft.ML.Tokenizers.Tokenizer> Gpt2 = new(ModelTokenizers.Gpt2);
-
     [Theory]
     [InlineData(0.0, 0, 1.0)]
     [InlineData(1.3, 0, 1.0)]
@@ -22,7 +20,7 @@ public class TextGeneratorTests
     public void Generation_with_the_cache_equals_generation_without_it(double temperature, int topK, double topP)
     {
         using var model = new CausalLanguageModel(CausalLanguageModelTests.Tiny with { InitializerRange = 0.5 }, seed: 7);
-        var generator = new TextGenerator(model, Gpt2.Value, endOfTextId: 0);
+        var generator = new TextGenerator(model, ModelTokenizers.Gpt2(), endOfTextId: 0);
         var options = new GenerationOptions { MaxNewTokens = 20, Temperature = temperature, TopK = topK, TopP = topP, Seed = 11 };
         var withCache = new List<int>();
         var without = new List<int>();
@@ -36,7 +34,7 @@ public class TextGeneratorTests
     public void Same_seed_gives_the_same_text_and_the_budget_is_respected()
     {
         using var model = new CausalLanguageModel(Gpt2Tiny, seed: 8);
-        var generator = new TextGenerator(model, Gpt2.Value);
+        var generator = new TextGenerator(model, ModelTokenizers.Gpt2());
         Assert.Equal(50256, generator.EndOfTextId);
         var options = new GenerationOptions { MaxNewTokens = 12, Temperature = 1.0, Seed = 3 };
         var a = generator.Generate("The society agreed that", options);
@@ -52,7 +50,7 @@ public class TextGeneratorTests
     public void Stop_sequence_cuts_the_text_before_its_first_occurrence()
     {
         using var model = new CausalLanguageModel(Gpt2Tiny, seed: 9);
-        var generator = new TextGenerator(model, Gpt2.Value);
+        var generator = new TextGenerator(model, ModelTokenizers.Gpt2());
         var free = generator.Generate("Question: is honesty good?", new GenerationOptions { MaxNewTokens = 24 });
         Assert.True(free.Text.Length >= 6, $"need some text to cut, got '{free.Text}'");
         // Stop on a piece from the middle of the free-running output: the stopped text is what came before it.
@@ -66,7 +64,7 @@ public class TextGeneratorTests
     public async Task Continuation_scores_match_a_direct_log_softmax_and_do_not_depend_on_the_batch()
     {
         using var model = new CausalLanguageModel(Gpt2Tiny, seed: 10);
-        var generator = new TextGenerator(model, Gpt2.Value);
+        var generator = new TextGenerator(model, ModelTokenizers.Gpt2());
         (string, string)[] requests = [("The answer is", " yes"), ("A much longer context that pads the other rows of the batch", " and a longer continuation too"), ("", "Hello")];
         var batched = generator.ScoreContinuations(requests, batchSize: 3);
         var alone = requests.Select(r => generator.ScoreContinuations([r], batchSize: 1)[0]).ToList();
@@ -79,8 +77,8 @@ public class TextGeneratorTests
         }
 
         // Oracle for the first request: one full forward, float64 log-softmax, positions picked by hand.
-        var context = Gpt2.Value.EncodeToIds("The answer is");
-        var continuation = Gpt2.Value.EncodeToIds(" yes");
+        var context = ModelTokenizers.Gpt2().EncodeToIds("The answer is");
+        var continuation = ModelTokenizers.Gpt2().EncodeToIds(" yes");
         var all = context.Concat(continuation).Select(t => (long)t).ToArray();
         using var ids = tensor(all, dtype: ScalarType.Int64).unsqueeze(0);
         using var logp = nn.functional.log_softmax(model.forward(ids).to_type(ScalarType.Float64), -1);
@@ -104,7 +102,7 @@ public class TextGeneratorTests
     public async Task Chat_client_answers_a_sandbox_prompt()
     {
         using var model = new CausalLanguageModel(Gpt2Tiny, seed: 12);
-        using var client = new LanguageModelChatClient(new TextGenerator(model, Gpt2.Value), "tiny");
+        using var client = new LanguageModelChatClient(new TextGenerator(model, ModelTokenizers.Gpt2()), "tiny");
         ChatMessage[] messages =
         [
             new(ChatRole.System, "You are a member of a society that values honesty and kindness."),
@@ -176,18 +174,13 @@ public class TextGeneratorTests
     [Fact]
     public void Hugging_Face_tokenizer_json_builds_a_bpe_tokenizer()
     {
-        var path = Path.Combine(Path.GetTempPath(), $"sa-tok-{Guid.NewGuid():N}.json");
-        File.WriteAllText(path, """
+        using var file = new TempFile("""
             {"model":{"type":"BPE","vocab":{"a":0,"b":1,"c":2,"ab":3,"abc":4},"merges":["a b",["ab","c"]]},
              "added_tokens":[{"id":5,"content":"</s>"}]}
-            """);
-        try
-        {
-            var tokenizer = ModelTokenizers.FromFile(path);
-            Assert.Equal([4, 3, 2], tokenizer.EncodeToIds("abc ab c"));
-            Assert.Equal(5, ModelTokenizers.EndOfTextId(tokenizer));
-        }
-        finally { File.Delete(path); }
+            """, ".json");
+        var tokenizer = ModelTokenizers.FromFile(file.Path);
+        Assert.Equal([4, 3, 2], tokenizer.EncodeToIds("abc ab c"));
+        Assert.Equal(5, ModelTokenizers.EndOfTextId(tokenizer));
     }
 
     [Fact]

@@ -69,7 +69,7 @@ public class DurabilityTests
         using (var recorder = new RecordReplayChatClient(dir.File("replay.db"), ReplayMode.Record, new OfflineSocietyChatClient(options.Seed)))
         await using (var s = SandboxTestKit.Offline(options, recorder))
             await s.RunAsync(2, dir.File("recorded.db"));
-        var countingInner = new LambdaChatClient((_, _, _) => throw new InvalidOperationException("must not be called"));
+        var countingInner = new ScriptedChatClient((_, _, _) => throw new InvalidOperationException("must not be called"));
         using (var replayer = new RecordReplayChatClient(dir.File("replay.db"), ReplayMode.Replay))
         await using (var s = SandboxTestKit.Offline(options, replayer))
             await s.RunAsync(2, dir.File("replayed.db"));

@@ -86,9 +86,26 @@ public class ProtocolTests
                 Assert.Equal(record.Draft, root.GetProperty("draft_answer").GetString());
                 Assert.Equal(record.Revision, root.GetProperty("revised_answer").GetString());
                 Assert.Equal(record.Feedback.Select(f => f.PeerId), root.GetProperty("peer_ids").EnumerateArray().Select(e => e.GetInt32()));
-                Assert.Equal(record.Feedback.Select(f => f.Rating.Value),
-                    root.GetProperty("ratings").EnumerateArray().Select(e => e.ValueKind == System.Text.Json.JsonValueKind.Null ? (int?)null : e.GetInt32()));
+                Assert.Equal(ReferenceFields, root.EnumerateObject().Select(p => p.Name));
+                Assert.Equal(record.Feedback.Select(f => f.Rating.Value), Ratings(root, "peer_ratings"));
+                Assert.Equal(record.Feedback.Select(f => f.Rating.Reason), root.GetProperty("peer_feedback").EnumerateArray().Select(e => e.GetString()));
+                Assert.Equal(record.DraftScores.Select(s => s.Alignment.Value), Ratings(root, "draft_alignment_ratings"));
+                Assert.Equal(record.RevisionScores.Select(s => s.Engagement.Value), Ratings(root, "revised_engagement_ratings"));
+                Assert.Equal(record.RevisionScores.Select(s => s.Engagement.Reason),
+                    root.GetProperty("revised_engagement_reasons").EnumerateArray().Select(e => e.GetString()));
             }
         }
     }
+
+    // The field list of docs/sandbox.md ("Reference per-agent JSON Lines"), written out here independently of the writer.
+    private static readonly string[] ReferenceFields =
+    [
+        "agent_id", "label", "round", "question", "draft_answer", "peer_ids", "peer_feedback", "peer_ratings", "revised_answer",
+        "draft_observer_ids", "draft_alignment_ratings", "draft_alignment_reasons", "draft_engagement_ratings", "draft_engagement_reasons",
+        "revised_observer_ids", "revised_alignment_ratings", "revised_alignment_reasons", "revised_engagement_ratings", "revised_engagement_reasons",
+        "passes",
+    ];
+
+    private static List<int?> Ratings(System.Text.Json.JsonElement root, string name) =>
+        root.GetProperty(name).EnumerateArray().Select(e => e.ValueKind == System.Text.Json.JsonValueKind.Null ? (int?)null : e.GetInt32()).ToList();
 }

@@ -61,7 +61,7 @@ public class RatingParserTests
         using var dir = new TempFolder();
         var offline = new OfflineSocietyChatClient(7, formatErrorRate: 0);
         // Observers always answer badly; agents use the offline society.
-        var observer = new LambdaChatClient((_, _, _) => "I think it deserves a 6.");
+        var observer = new ScriptedChatClient((_, _, _) => "I think it deserves a 6.");
         var options = SandboxTestKit.Small() with { RatingAttempts = 2 };
         await using var sandbox = SandboxTestKit.Offline(options, offline, observer);
         var result = await sandbox.RunAsync(1, dir.File("log.db"));

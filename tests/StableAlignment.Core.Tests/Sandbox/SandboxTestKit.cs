@@ -91,55 +91,6 @@ internal sealed class InstrumentedChatClient(IChatClient inner, TimeSpan delay =
     }
 }
 
-/// <summary>A client answering through a function (for malformed replies, faults and the like).</summary>
-internal sealed class LambdaChatClient(Func<IList<ChatMessage>, ChatOptions?, int, string> reply) : IChatClient
-{
-    private int _calls;
-
-    public int Calls => Volatile.Read(ref _calls);
-
-    public Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
-    {
-        int call = Interlocked.Increment(ref _calls);
-        return Task.FromResult(new ChatResponse(new ChatMessage(ChatRole.Assistant, reply([.. messages], options, call)))
-        {
-            Usage = new UsageDetails { InputTokenCount = 10, OutputTokenCount = 5 },
-        });
-    }
-
-    public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
-        [EnumeratorCancellation] CancellationToken cancellationToken = default)
-    {
-        var r = await GetResponseAsync(messages, options, cancellationToken);
-        foreach (var u in r.ToChatResponseUpdates()) yield return u;
-    }
-
-    public object? GetService(Type serviceType, object? serviceKey = null) => null;
-
-    public void Dispose()
-    {
-    }
-}
-
-/// <summary>A temporary folder removed at the end of the test.</summary>
-internal sealed class TempFolder : IDisposable
-{
-    public string Path { get; } = Directory.CreateTempSubdirectory("sa-sandbox-").FullName;
-
-    public string File(string name) => System.IO.Path.Combine(Path, name);
-
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(Path, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
-}
-
 internal static class SandboxTestKit
 {
     /// <summary>A small offline world with the hashing embedder (fast; MiniLM is covered by its own test).</summary>

@@ -80,32 +80,29 @@ public class TrainerTests
         using var reference = new CausalLanguageModel(Tiny, seed: 3);
         using (var trainer = new StableAlignmentTrainer(reference, options)) trainer.Train(Stages());
 
-        var dir = Directory.CreateTempSubdirectory("sa-resume-").FullName;
-        try
+        using var temp = new TempFolder("sa-resume-");
+        string dir = temp.Path;
+        using var cts = new CancellationTokenSource();
+        using (var interrupted = new CausalLanguageModel(Tiny, seed: 3))
+        using (var trainer = new StableAlignmentTrainer(interrupted, options with { CheckpointDirectory = dir }))
         {
-            using var cts = new CancellationTokenSource();
-            using (var interrupted = new CausalLanguageModel(Tiny, seed: 3))
-            using (var trainer = new StableAlignmentTrainer(interrupted, options with { CheckpointDirectory = dir }))
-            {
-                var stop = new SyncProgress(p => { if (p.Step?.Position.GlobalStep == stopAfterStep) cts.Cancel(); });
-                Assert.Throws<OperationCanceledException>(() => trainer.Train(Stages(), stop, cts.Token));
-            }
-
-            // A fresh process: different initial weights and optimizer, everything comes from the checkpoint.
-            using var resumed = new CausalLanguageModel(Tiny, seed: 123);
-            using (var trainer = new StableAlignmentTrainer(resumed, options with { CheckpointDirectory = dir }))
-            {
-                trainer.LoadCheckpoint(dir);
-                Assert.Equal(stopAfterStep, trainer.Position.GlobalStep);
-                var report = trainer.Train(Stages());
-                Assert.Equal(3 * 2 + 2, report.GlobalSteps); // ceil(5/2) = 3 per epoch x 2 epochs, then ceil(3/2) = 2
-            }
-
-            var expected = reference.state_dict();
-            foreach (var (name, actual) in resumed.state_dict())
-                Assert.True(allclose(expected[name], actual, rtol: 1e-5, atol: 1e-6), $"parameter {name} differs after resuming at step {stopAfterStep}");
+            var stop = new SyncProgress(p => { if (p.Step?.Position.GlobalStep == stopAfterStep) cts.Cancel(); });
+            Assert.Throws<OperationCanceledException>(() => trainer.Train(Stages(), stop, cts.Token));
         }
-        finally { Directory.Delete(dir, recursive: true); }
+
+        // A fresh process: different initial weights and optimizer, everything comes from the checkpoint.
+        using var resumed = new CausalLanguageModel(Tiny, seed: 123);
+        using (var trainer = new StableAlignmentTrainer(resumed, options with { CheckpointDirectory = dir }))
+        {
+            trainer.LoadCheckpoint(dir);
+            Assert.Equal(stopAfterStep, trainer.Position.GlobalStep);
+            var report = trainer.Train(Stages());
+            Assert.Equal(3 * 2 + 2, report.GlobalSteps); // ceil(5/2) = 3 per epoch x 2 epochs, then ceil(3/2) = 2
+        }
+
+        var expected = reference.state_dict();
+        foreach (var (name, actual) in resumed.state_dict())
+            Assert.True(allclose(expected[name], actual, rtol: 1e-5, atol: 1e-6), $"parameter {name} differs after resuming at step {stopAfterStep}");
     }
 
     [Theory]
@@ -175,26 +172,23 @@ public class TrainerTests
     [Fact]
     public void Metrics_are_written_as_json_lines_csv_and_png_curves()
     {
-        var dir = Directory.CreateTempSubdirectory("sa-metrics-").FullName;
-        try
-        {
-            using var model = new CausalLanguageModel(Tiny, seed: 7);
-            using var trainer = new StableAlignmentTrainer(model, Fast with { MetricsDirectory = dir, ValidateEverySteps = 2 });
-            var report = trainer.Train([new TrainingStage { Name = "imitation", Train = new SyntheticPreferenceSource(1, 5), Validation = new SyntheticPreferenceSource(1, 1, seed: 3) }]);
+        using var temp = new TempFolder("sa-metrics-");
+        string dir = temp.Path;
+        using var model = new CausalLanguageModel(Tiny, seed: 7);
+        using var trainer = new StableAlignmentTrainer(model, Fast with { MetricsDirectory = dir, ValidateEverySteps = 2 });
+        var report = trainer.Train([new TrainingStage { Name = "imitation", Train = new SyntheticPreferenceSource(1, 5), Validation = new SyntheticPreferenceSource(1, 1, seed: 3) }]);
 
-            var train = File.ReadAllLines(Path.Combine(dir, "train.csv"));
-            var validation = File.ReadAllLines(Path.Combine(dir, "validation.csv"));
-            Assert.Equal(report.Steps.Count + 1, train.Length);
-            Assert.Equal(report.Validations.Count + 1, validation.Length);
-            Assert.Equal(report.Steps.Count + report.Validations.Count, File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")).Length);
-            Assert.StartsWith("stage,global_step", train[0], StringComparison.Ordinal);
-            foreach (var png in new[] { "loss.png", "validation.png" })
-            {
-                var bytes = File.ReadAllBytes(Path.Combine(dir, png));
-                Assert.Equal(new byte[] { 0x89, 0x50, 0x4E, 0x47 }, bytes[..4]);
-            }
+        var train = File.ReadAllLines(Path.Combine(dir, "train.csv"));
+        var validation = File.ReadAllLines(Path.Combine(dir, "validation.csv"));
+        Assert.Equal(report.Steps.Count + 1, train.Length);
+        Assert.Equal(report.Validations.Count + 1, validation.Length);
+        Assert.Equal(report.Steps.Count + report.Validations.Count, File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")).Length);
+        Assert.StartsWith("stage,global_step", train[0], StringComparison.Ordinal);
+        foreach (var png in new[] { "loss.png", "validation.png" })
+        {
+            var bytes = File.ReadAllBytes(Path.Combine(dir, png));
+            Assert.Equal(new byte[] { 0x89, 0x50, 0x4E, 0x47 }, bytes[..4]);
         }
-        finally { Directory.Delete(dir, recursive: true); }
     }
 
     [Fact]
