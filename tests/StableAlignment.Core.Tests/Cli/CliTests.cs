@@ -1,0 +1,66 @@
+using StableAlignment.Core.Evaluation;
+
+namespace StableAlignment.Core.Tests.Cli;
+
+public sealed class CliTests
+{
+    private static readonly TimeSpan Short = TimeSpan.FromMinutes(2);
+
+    private static void AssertOneClearError((int ExitCode, string Output) run, string expected)
+    {
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Contains("error:", run.Output, StringComparison.Ordinal);
+        Assert.Contains(expected, run.Output.Replace("\n", "", StringComparison.Ordinal), StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", run.Output, StringComparison.Ordinal); // no stack trace
+    }
+
+    [Fact]
+    public void A_step_whose_input_is_missing_names_the_step_to_run_first()
+    {
+        using var dir = new TempFolder();
+        AssertOneClearError(CliProcess.Run(Short, "train", "--out", dir.Path), "build-dataset");
+        AssertOneClearError(CliProcess.Run(Short, "evaluate", "--out", dir.Path), "build-dataset");
+        AssertOneClearError(CliProcess.Run(Short, "report", "--out", dir.Path), "evaluate");
+    }
+
+    [Fact]
+    public void Unreadable_files_and_bad_specs_give_one_message()
+    {
+        using var dir = new TempFolder();
+        AssertOneClearError(CliProcess.Run(Short, "build-dataset", "--out", dir.Path, "--released", Path.Combine(dir.Path, "nope.json")), "nope.json");
+        File.WriteAllText(Path.Combine(dir.Path, "bad.json"), "[{\"query\": \"q\", \"responses\": [\"a\"], \"scores\": [\"x\"]}]");
+        AssertOneClearError(CliProcess.Run(Short, "build-dataset", "--out", dir.Path, "--released", Path.Combine(dir.Path, "bad.json")), "bad.json");
+        AssertOneClearError(CliProcess.Run(Short, "simulate", "--out", dir.Path, "--agents", "carrier-pigeon:fast"), "carrier-pigeon");
+    }
+
+    [Fact]
+    public void An_unknown_option_is_a_usage_error()
+    {
+        var run = CliProcess.Run(Short, "--no-such-option");
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.DoesNotContain("   at ", run.Output, StringComparison.Ordinal);
+    }
+
+    /// <summary>The whole main job in its quick mode: simulate, build, train four variants, evaluate, report.</summary>
+    [Fact]
+    public void The_quick_run_writes_a_report_whose_table_matches_the_per_item_results()
+    {
+        using var dir = new TempFolder();
+        var run = CliProcess.Run(TimeSpan.FromMinutes(10), "--quick", "--out", dir.Path);
+        Assert.True(run.ExitCode == 0, run.Output);
+
+        string report = File.ReadAllText(Path.Combine(dir.Path, "report.md"));
+        foreach (var variant in new[] { "sft-baseline", "| IL |", "IL+SC", "IL+SC+RA" }) Assert.Contains(variant, report, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(dir.Path, "plots", "accuracy.png")));
+        Assert.True(File.Exists(Path.Combine(dir.Path, "plots", "ratings-before-after.png")));
+        Assert.True(File.Exists(Path.Combine(dir.Path, "checkpoints", "IL-SC-RA", "config.json")));
+
+        // The table is recomputed from the per-item file, so its accuracies must be the items' own counts.
+        var items = ItemResultsJsonl.Read(Path.Combine(dir.Path, "evaluation", "items.jsonl"));
+        foreach (var results in items.Where(r => r.Task == RankingEvaluation.TaskName))
+        {
+            double accuracy = results.Items.Count(i => i.Metrics.Accuracy) / (double)results.Items.Count;
+            Assert.Contains(accuracy.ToString("F3", System.Globalization.CultureInfo.InvariantCulture) + " [", report, StringComparison.Ordinal);
+        }
+    }
+}
