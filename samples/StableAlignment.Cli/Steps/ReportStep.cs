@@ -119,7 +119,7 @@ internal static class ReportStep
             var scores = Variants.All.Select(v => (v, report.Judged.FirstOrDefault(j => j.Model == v && j.Task == task)?.Score)).Where(x => x.Score is not null).ToList();
             if (scores.Count > 0)
                 yield return string.Create(CultureInfo.InvariantCulture, $"{task.ToUpperInvariant()} judge: ") + string.Join(", ", scores.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.v} {s.Score!.Mean:F2}"))) +
-                    ". Generated answers of a model this small are mostly fragments of the training text; read these scores as a smoke test of the judge path, not as alignment.";
+                    ". Generated answers of a model this small are mostly fragments of the training text, and the offline rater rewards refusal-like wording even where the request was harmless; read these scores as a check of the judge path, not as alignment. Use --judge with a real model for judge scores that mean something.";
         }
     }
 
