@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Text;
 using Microsoft.Extensions.AI;
 
@@ -62,22 +61,16 @@ public sealed class LanguageModelChatClient : IChatClient
 
     /// <inheritdoc />
     /// <remarks>The whole response is produced first and returned as one update.</remarks>
-    public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
-        [EnumeratorCancellation] CancellationToken cancellationToken = default)
-    {
-        var response = await GetResponseAsync(messages, options, cancellationToken).ConfigureAwait(false);
-        foreach (var update in response.ToChatResponseUpdates()) yield return update;
-    }
+    public IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
+        CancellationToken cancellationToken = default) =>
+        LocalChatClients.StreamWhole(() => GetResponseAsync(messages, options, cancellationToken), cancellationToken);
 
     /// <inheritdoc />
     public object? GetService(Type serviceType, object? serviceKey = null)
     {
         ArgumentNullException.ThrowIfNull(serviceType);
-        if (serviceKey is not null) return null;
-        if (serviceType == typeof(ChatClientMetadata)) return _metadata;
-        if (serviceType.IsInstanceOfType(this)) return this;
-        if (serviceType.IsInstanceOfType(_generator)) return _generator;
-        return null;
+        return LocalChatClients.GetService(this, _metadata, serviceType, serviceKey)
+            ?? (serviceKey is null && serviceType.IsInstanceOfType(_generator) ? _generator : null);
     }
 
     /// <inheritdoc />

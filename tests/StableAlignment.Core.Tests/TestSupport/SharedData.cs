@@ -1,8 +1,8 @@
 namespace StableAlignment.Core.Tests.TestSupport;
 
 /// <summary>
-/// The shared data folder, <c>../shared/data</c> beside the repository root (from a worktree /work/wt-x that is
-/// /work/shared/data). A fresh clone has none, so tests that need it use <see cref="SharedDataFactAttribute"/>.
+/// The shared data folder, <c>../shared/data</c> beside the repository root. A fresh clone has none, so tests that
+/// need it use <see cref="SharedDataFactAttribute"/>.
 /// </summary>
 internal static class SharedData
 {
