@@ -29,6 +29,11 @@ internal static class EvaluateStep
             : ChatBackends.Create(judgeBackend);
         var judge = new AlignmentJudge(judgeClient);
 
+        // Every checkpoint of a run carries the same tokenizer (the train step copies one file into each), so the
+        // held-out set is tokenized once for all variants.
+        var heldOut = TrainStep.HeldOutBatches(validation,
+            ModelBundle.LoadTokenizer(RunLayout.Require(layout.CheckpointDirectory(Variants.FolderName(Variants.All[0])), "train")), settings);
+
         var results = new List<TaskResults>();
         var judged = new List<JudgedItem>();
         var summaries = new List<JudgeSummary>();
@@ -41,7 +46,7 @@ internal static class EvaluateStep
                 using (model)
                 {
                     model.eval();
-                    results.Add(RankingEvaluation.Evaluate(variant, model, TrainStep.HeldOutBatches(validation, tokenizer, settings), TrainStep.LossOptions(settings), ct));
+                    results.Add(RankingEvaluation.Evaluate(variant, model, heldOut, TrainStep.LossOptions(settings), ct));
                     bar.Increment(2);
 
                     var generator = new TextGenerator(model, tokenizer);

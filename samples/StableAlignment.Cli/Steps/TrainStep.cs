@@ -9,7 +9,7 @@ using StableAlignment.Core.Training;
 namespace StableAlignment.Cli.Steps;
 
 /// <summary>What the train step records for the report.</summary>
-internal sealed record VariantTraining(string Variant, int Steps, int SkippedSteps, double Seconds, double? ValidationRankingAccuracy);
+internal sealed record VariantTraining(string Variant, int Steps, double Seconds, double? ValidationRankingAccuracy);
 
 /// <summary>
 /// Step 3: the SFT-only baseline and Stable Alignment's three stages from the same initial weights. IL, IL+SC and
@@ -71,7 +71,7 @@ internal static class TrainStep
                         // Each completed stage of the full run is one of the paper's ablation variants.
                         string variant = Variants.AfterStage(p.StageName);
                         ModelBundle.Save(layout.CheckpointDirectory(Variants.FolderName(variant)), model, tokenizerFile);
-                        results.Add(new VariantTraining(variant, lastStep, 0, clock.Elapsed.TotalSeconds, p.Validation?.RankingAccuracy));
+                        results.Add(new VariantTraining(variant, lastStep, clock.Elapsed.TotalSeconds, p.Validation?.RankingAccuracy));
                     }
                 });
                 report = trainer.Train(stages, progress, ct);
@@ -80,7 +80,7 @@ internal static class TrainStep
             if (recipe == AlignmentRecipe.SftOnly)
             {
                 ModelBundle.Save(layout.CheckpointDirectory(Variants.FolderName(run)), model, tokenizerFile);
-                results.Add(new VariantTraining(run, report.GlobalSteps, report.SkippedSteps, clock.Elapsed.TotalSeconds,
+                results.Add(new VariantTraining(run, report.GlobalSteps, clock.Elapsed.TotalSeconds,
                     report.Stages[^1].FinalValidation?.RankingAccuracy));
             }
             AnsiConsole.MarkupLineInterpolated(System.Globalization.CultureInfo.InvariantCulture,

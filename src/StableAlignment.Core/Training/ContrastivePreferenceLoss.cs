@@ -45,19 +45,15 @@ public sealed class ContrastivePreferenceLoss : IPreferenceLoss
         // Token weights fold the mask and the length normalisation together: NLL_i = sum_t w[i,t] * tokNLL[i,t].
         var weights = new double[n * tLen];
         var safeTargets = new long[n * tLen];
-        using (var hostTargets = targets.detach().to(ScalarType.Int64, CPU).contiguous())
+        for (int i = 0; i < n; i++)
         {
-            var ids = hostTargets.data<long>();
-            for (int i = 0; i < n; i++)
+            double w = Options.LengthNormalization == LengthNormalization.TokenMean ? 1.0 / inputs.Lengths[i] : 1.0;
+            for (int j = 0; j < tLen; j++)
             {
-                double w = Options.LengthNormalization == LengthNormalization.TokenMean ? 1.0 / inputs.Lengths[i] : 1.0;
-                for (int j = 0; j < tLen; j++)
-                {
-                    int k = i * tLen + j;
-                    // Masked positions may hold the ignore index; point them at token 0, their weight is 0 anyway.
-                    safeTargets[k] = inputs.TokenMask[k] ? ids[k] : 0;
-                    weights[k] = inputs.TokenMask[k] ? w : 0.0;
-                }
+                int k = i * tLen + j;
+                // Masked positions may hold the ignore index; point them at token 0, their weight is 0 anyway.
+                safeTargets[k] = inputs.TokenMask[k] ? inputs.TargetIds[k] : 0;
+                weights[k] = inputs.TokenMask[k] ? w : 0.0;
             }
         }
 

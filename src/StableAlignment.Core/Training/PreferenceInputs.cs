@@ -9,7 +9,7 @@ namespace StableAlignment.Core.Training;
 /// </summary>
 internal sealed class PreferenceInputs
 {
-    private PreferenceInputs(int n, int t, int v, int groupCount, long[] groupOf, double[] ratings, bool[] tokenMask, int[] lengths)
+    private PreferenceInputs(int n, int t, int v, int groupCount, long[] groupOf, double[] ratings, long[] targetIds, bool[] tokenMask, int[] lengths)
     {
         Responses = n;
         Tokens = t;
@@ -17,6 +17,7 @@ internal sealed class PreferenceInputs
         GroupCount = groupCount;
         GroupOf = groupOf;
         Ratings = ratings;
+        TargetIds = targetIds;
         TokenMask = tokenMask;
         Lengths = lengths;
 
@@ -44,6 +45,9 @@ internal sealed class PreferenceInputs
     public int GroupCount { get; }
     public long[] GroupOf { get; }
     public double[] Ratings { get; }
+
+    /// <summary>Row-major [N, T]: the target ids as given (masked positions may hold the ignore index).</summary>
+    public long[] TargetIds { get; }
 
     /// <summary>Row-major [N, T]: whether each token is in the loss.</summary>
     public bool[] TokenMask { get; }
@@ -159,7 +163,7 @@ internal sealed class PreferenceInputs
                 throw new ArgumentException($"Response {i} (group {groupOf[i]}) has every token masked; each response needs at least one token in the loss.", lossMask is null ? nameof(targets) : nameof(lossMask));
         }
 
-        return new PreferenceInputs(rows, cols, vocab, (int)groupCount, groupOf, ratingValues, mask, lengths);
+        return new PreferenceInputs(rows, cols, vocab, (int)groupCount, groupOf, ratingValues, targetIds, mask, lengths);
     }
 
     private static bool IsInteger(ScalarType type) =>
