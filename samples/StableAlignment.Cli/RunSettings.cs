@@ -4,14 +4,15 @@ namespace StableAlignment.Cli;
 internal sealed record RunSettings
 {
     public int GridSize { get; init; } = 6;
-    public int Rounds { get; init; } = 12;
+    public int Rounds { get; init; } = 80;
     public double ValidationFraction { get; init; } = 0.25;
-    public int Epochs { get; init; } = 6;
+    public int Epochs { get; init; } = 2;
     public int HiddenSize { get; init; } = 128;
     public int Layers { get; init; } = 2;
     public int MaxLength { get; init; } = 192;
     public int GroupsPerBatch { get; init; } = 8;
     public double LearningRate { get; init; } = 3e-3;
+    public double LaterStageLearningRateScale { get; init; } = 0.3;
     public double Margin { get; init; } = 10;
     public double RankingWeight { get; init; } = 0.5;
     public int JudgePrompts { get; init; } = 32;
@@ -24,7 +25,7 @@ internal sealed record RunSettings
     public static RunSettings Quick { get; } = new()
     {
         GridSize = 4,
-        Rounds = 8,
+        Rounds = 24,
         Epochs = 2,
         HiddenSize = 96,
         JudgePrompts = 12,

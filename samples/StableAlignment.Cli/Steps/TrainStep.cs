@@ -43,15 +43,19 @@ internal static class TrainStep
             using var model = huggingFaceModel is null
                 ? new CausalLanguageModel(TinyConfig(settings, tokenizer), seed: settings.Seed)
                 : CausalLanguageModel.FromHuggingFace(huggingFaceModel);
+            // Stages after the first fine-tune what the first learned, at a lower peak rate (same schedule for both recipes).
+            var stages = AlignmentStages.For(recipe, imitation, selfCritic, realignment, heldOut, settings.Epochs)
+                .Select((s, i) => i == 0 ? s : s with { LearningRate = settings.LearningRate * settings.LaterStageLearningRateScale })
+                .ToList();
+            int totalSteps = stages.Sum(s => (s.Train.Count ?? 0) * s.Epochs);
             using var trainer = new StableAlignmentTrainer(model, new TrainerOptions
             {
                 LearningRate = settings.LearningRate,
                 Loss = LossOptions(settings),
-                ValidateEverySteps = 25,
+                // About 16 points per curve: validation scores every held-out query, so more would cost real time.
+                ValidateEverySteps = Math.Max(10, totalSteps / 16),
                 MetricsDirectory = layout.MetricsDirectory(Variants.FolderName(run)),
             });
-            var stages = AlignmentStages.For(recipe, imitation, selfCritic, realignment, heldOut, settings.Epochs);
-            int totalSteps = stages.Sum(s => (s.Train.Count ?? 0) * s.Epochs);
             var clock = Stopwatch.StartNew();
             int lastStep = 0;
             TrainingReport report = null!;

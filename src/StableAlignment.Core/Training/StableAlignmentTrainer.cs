@@ -204,7 +204,7 @@ public sealed class StableAlignmentTrainer : IDisposable
 
     private void FinishStep(TrainingStage stage, StepWindow window, TrainingPosition next, int totalSteps, RunRecorder run)
     {
-        var lr = LearningRate(next.StageStep - 1, totalSteps);
+        var lr = LearningRate(next.StageStep - 1, totalSteps, stage.LearningRate ?? Options.LearningRate);
         double norm = double.NaN;
         if (!window.NonFinite)
         {
@@ -244,10 +244,10 @@ public sealed class StableAlignmentTrainer : IDisposable
     /// <summary>Linear warmup to the peak, then cosine decay to <see cref="TrainerOptions.MinLearningRateRatio"/> of it.</summary>
     /// <param name="step">0-based optimizer step within the stage.</param>
     /// <param name="totalSteps">Optimizer steps in the stage.</param>
-    internal double LearningRate(int step, int totalSteps)
+    /// <param name="peak">The stage's peak learning rate.</param>
+    internal double LearningRate(int step, int totalSteps, double peak)
     {
         var warmup = (int)Math.Ceiling(Options.WarmupRatio * totalSteps);
-        var peak = Options.LearningRate;
         if (step < warmup) return peak * (step + 1) / warmup;
         var decaySteps = Math.Max(1, totalSteps - warmup);
         var progress = Math.Min(1.0, (double)(step - warmup) / decaySteps);

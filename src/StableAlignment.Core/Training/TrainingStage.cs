@@ -25,6 +25,12 @@ public sealed record TrainingStage
     /// <summary>Passes over <see cref="Train"/>. Default 1.</summary>
     public int Epochs { get; init; } = 1;
 
+    /// <summary>
+    /// This stage's peak learning rate, or null for <see cref="TrainerOptions.LearningRate"/>. Later stages often run
+    /// lower so that they add to what earlier stages learned rather than overwrite it.
+    /// </summary>
+    public double? LearningRate { get; init; }
+
     /// <summary>Held-out batches evaluated every <see cref="TrainerOptions.ValidateEverySteps"/> steps and at the stage's end; null skips validation.</summary>
     public IPreferenceBatchSource? Validation { get; init; }
 
@@ -36,6 +42,8 @@ public sealed record TrainingStage
         if (Train is null) throw new ArgumentException($"Stage '{Name}' has no Train source.", nameof(Train));
         if (!Enum.IsDefined(Objective)) throw new ArgumentException($"Stage '{Name}': unknown objective {(int)Objective}.", nameof(Objective));
         if (Epochs <= 0) throw new ArgumentException($"Stage '{Name}': Epochs must be positive, got {Epochs}.", nameof(Epochs));
+        if (LearningRate is double lr && !(lr > 0 && double.IsFinite(lr)))
+            throw new ArgumentException($"Stage '{Name}': LearningRate must be positive and finite, got {lr}.", nameof(LearningRate));
         return this;
     }
 }

@@ -157,16 +157,41 @@ public class TrainerTests
     }
 
     [Fact]
+    public void A_stage_with_its_own_learning_rate_peaks_there_and_the_others_keep_the_trainers()
+    {
+        using var model = new CausalLanguageModel(Tiny, seed: 6);
+        using var trainer = new StableAlignmentTrainer(model, Fast with { LearningRate = 1e-2, WarmupRatio = 0, MinLearningRateRatio = 0 });
+        var report = trainer.Train(
+        [
+            new TrainingStage { Name = "first", Train = new SyntheticPreferenceSource(1, 4) },
+            new TrainingStage { Name = "second", Train = new SyntheticPreferenceSource(2, 4), LearningRate = 2e-3 },
+        ]);
+        // Without warmup each stage starts at its peak and decays by the cosine over its own 4 steps.
+        double[] cosine = [.. Enumerable.Range(0, 4).Select(i => 0.5 * (1 + Math.Cos(Math.PI * i / 4)))];
+        Assert.Equal(cosine.Select(c => 1e-2 * c), report.Steps.Where(s => s.StageName == "first").Select(s => s.LearningRate), new ToleranceComparer(1e-12));
+        Assert.Equal(cosine.Select(c => 2e-3 * c), report.Steps.Where(s => s.StageName == "second").Select(s => s.LearningRate), new ToleranceComparer(1e-12));
+        var bad = new TrainingStage { Name = "bad", Train = new SyntheticPreferenceSource(1, 1), LearningRate = 0 };
+        Assert.Contains("LearningRate", Assert.Throws<ArgumentException>(() => bad.Validate()).Message, StringComparison.Ordinal);
+    }
+
+    private sealed class ToleranceComparer(double tolerance) : IEqualityComparer<double>
+    {
+        public bool Equals(double x, double y) => Math.Abs(x - y) <= tolerance;
+
+        public int GetHashCode(double obj) => 0;
+    }
+
+    [Fact]
     public void Learning_rate_warms_up_linearly_then_follows_a_cosine()
     {
         using var model = new CausalLanguageModel(Tiny, seed: 6);
         using var trainer = new StableAlignmentTrainer(model, new TrainerOptions { LearningRate = 2.0, WarmupRatio = 0.2, MinLearningRateRatio = 0.1 });
         // 10 steps: warmup 2 steps (1.0, 2.0), then 8 steps of cosine from 2.0 towards 0.2.
-        Assert.Equal(1.0, trainer.LearningRate(0, 10), 12);
-        Assert.Equal(2.0, trainer.LearningRate(1, 10), 12);
-        Assert.Equal(2.0, trainer.LearningRate(2, 10), 12);
-        Assert.Equal(0.2 + 1.8 * 0.5 * (1 + Math.Cos(Math.PI * 4 / 8)), trainer.LearningRate(6, 10), 12);
-        Assert.Equal(0.2 + 1.8 * 0.5 * (1 + Math.Cos(Math.PI * 7 / 8)), trainer.LearningRate(9, 10), 12);
+        Assert.Equal(1.0, trainer.LearningRate(0, 10, 2.0), 12);
+        Assert.Equal(2.0, trainer.LearningRate(1, 10, 2.0), 12);
+        Assert.Equal(2.0, trainer.LearningRate(2, 10, 2.0), 12);
+        Assert.Equal(0.2 + 1.8 * 0.5 * (1 + Math.Cos(Math.PI * 4 / 8)), trainer.LearningRate(6, 10, 2.0), 12);
+        Assert.Equal(0.2 + 1.8 * 0.5 * (1 + Math.Cos(Math.PI * 7 / 8)), trainer.LearningRate(9, 10, 2.0), 12);
     }
 
     [Fact]
