@@ -1,3 +1,4 @@
+using MathNet.Numerics;
 using MathNet.Numerics.Distributions;
 
 namespace StableAlignment.Core.Evaluation;
@@ -132,7 +133,8 @@ public sealed record PairedComparison(string ModelA, string ModelB, string Task,
         {
             double corrected = Math.Max(0, Math.Abs(onlyA - onlyB) - 1);
             double chi = corrected * corrected / discordant;
-            p = 1 - ChiSquared.CDF(1, chi);
+            // The chi-square(1) upper tail is erfc(sqrt(chi / 2)); 1 - CDF would round to 0 for large chi.
+            p = SpecialFunctions.Erfc(Math.Sqrt(chi / 2));
         }
         return new PairedComparison(a.Model, b.Model, a.Task, a.Items.Count, both, onlyA, onlyB, neither, p, exact);
     }

@@ -97,6 +97,16 @@ public class StatisticsTests
     }
 
     [Fact]
+    public void McNemar_keeps_tiny_p_values_instead_of_rounding_them_to_zero()
+    {
+        // 79 discordant pairs all one way: chi = 78^2 / 79, p = erfc(sqrt(chi / 2)) from Python's math.erfc.
+        var (a, b) = Pairs(154, 79, 0, 12);
+        var c = PairedComparison.McNemar(Outcomes("A", a), Outcomes("B", b));
+        Assert.False(c.Exact);
+        Assert.Equal(1.6986574258169638e-18, c.PValue, 1e-27);
+    }
+
+    [Fact]
     public void McNemar_pairs_items_by_id_and_refuses_different_item_sets()
     {
         var a = Outcomes("A", true, false, true);
