@@ -130,6 +130,12 @@ internal static class ReportStep
                     "Only the imitation stage optimises this ranking directly: the self-critic stage is SFT on critiques, and each realignment query has one response, so the contrastive objective reduces to SFT on the revisions there (some rated only 5).";
             }
         }
+        foreach (var tied in report.Tasks.Where(t => t.Task != RankingEvaluation.TaskName && 2 * t.Overall.TiedItems > t.Overall.Count).GroupBy(t => t.Task))
+        {
+            yield return $"{tied.Key}: for {string.Join(", ", tied.Select(t => string.Create(CultureInfo.InvariantCulture, $"{t.Model} ({t.Overall.TiedItems} of {t.Overall.Count})")))} " +
+                "most items tie, a right and a wrong choice getting the same log-likelihood, so the tie rule decides them and these accuracies say nothing. " +
+                "With the default tiny model this means its vocabulary, built from the society's text, turns the answer words into the same unknown token; use --init-from with a real model for this task.";
+        }
         foreach (var task in report.Judged.Select(j => j.Task).Distinct())
         {
             var scores = Variants.All.Select(v => (v, report.Judged.FirstOrDefault(j => j.Model == v && j.Task == task)?.Score)).Where(x => x.Score is not null).ToList();

@@ -40,8 +40,10 @@ public sealed record ReportOptions
 /// <param name="CalibrationError">Expected calibration error of <c>acc</c>: items binned by the probability of their top
 /// choice into <see cref="CalibrationBins"/> equal-width bins, then the item-weighted mean of |accuracy - mean top
 /// probability| over the bins.</param>
+/// <param name="TiedItems">Items whose top raw log-likelihood is shared by a correct and an incorrect choice, so the
+/// tie rule alone decides their <c>acc</c>. Many of them mean the model cannot tell the choices apart.</param>
 public sealed record MetricSummary(int Count, ProportionEstimate Accuracy, ProportionEstimate AccuracyNormalized,
-    ProportionEstimate AccuracyBytes, MeanEstimate TrueProbabilityMass, MeanEstimate Brier, double CalibrationError)
+    ProportionEstimate AccuracyBytes, MeanEstimate TrueProbabilityMass, MeanEstimate Brier, double CalibrationError, int TiedItems)
 {
     /// <summary>Bins of the calibration error (10, the usual choice).</summary>
     public const int CalibrationBins = 10;
@@ -53,7 +55,8 @@ public sealed record MetricSummary(int Count, ProportionEstimate Accuracy, Propo
         ProportionEstimate.Wilson(items.Count(i => i.Metrics.AccuracyBytes), items.Count, confidence),
         MeanEstimate.Of(items.Select(i => i.Metrics.TrueProbabilityMass).ToArray(), confidence),
         MeanEstimate.Of(items.Select(i => i.Metrics.Brier).ToArray(), confidence),
-        ExpectedCalibrationError(items));
+        ExpectedCalibrationError(items),
+        items.Count(i => ItemMetrics.TopIsTied(i.LogLikelihoods, i.Labels)));
 
     private static double ExpectedCalibrationError(IReadOnlyCollection<ItemResult> items)
     {
@@ -184,13 +187,13 @@ public sealed record EvaluationReport(IReadOnlyList<TaskSummary> Tasks, IReadOnl
         md.AppendLine(CultureInfo.InvariantCulture,
             $"Intervals are {level} (Wilson for accuracies, Student t for means). `acc` uses raw log-likelihoods, `acc_norm` log-likelihood per character; task values are micro averages over items.");
         md.AppendLine();
-        md.AppendLine(CultureInfo.InvariantCulture, $"| model | task | n | headline | value | {level} CI | acc | acc_norm | mc2 | Brier | ECE | ties |");
+        md.AppendLine(CultureInfo.InvariantCulture, $"| model | task | n | headline | value | {level} CI | acc | acc_norm | mc2 | Brier | ECE | tied items (rule) |");
         md.AppendLine("|---|---|---:|---|---:|---|---:|---:|---:|---:|---:|---|");
         foreach (var t in Tasks)
         {
             var (value, lower, upper) = t.Overall.Headline(t.Primary);
             md.AppendLine(CultureInfo.InvariantCulture,
-                $"| {Cell(t.Model)} | {Cell(t.Task)} | {t.Overall.Count} | {MetricName(t.Primary)} | {F(value)} | [{F(lower)}, {F(upper)}] | {F(t.Overall.Accuracy.Value)} | {F(t.Overall.AccuracyNormalized.Value)} | {F(t.Overall.TrueProbabilityMass.Mean)} | {F(t.Overall.Brier.Mean)} | {F(t.Overall.CalibrationError)} | {t.TieBreaking} |");
+                $"| {Cell(t.Model)} | {Cell(t.Task)} | {t.Overall.Count} | {MetricName(t.Primary)} | {F(value)} | [{F(lower)}, {F(upper)}] | {F(t.Overall.Accuracy.Value)} | {F(t.Overall.AccuracyNormalized.Value)} | {F(t.Overall.TrueProbabilityMass.Mean)} | {F(t.Overall.Brier.Mean)} | {F(t.Overall.CalibrationError)} | {t.Overall.TiedItems} ({t.TieBreaking}) |");
         }
         var averages = ModelAverages.ToArray();
         if (averages.Length > 0)

@@ -82,6 +82,22 @@ public readonly record struct ItemMetrics(
         return count;
     }
 
+    /// <summary>Whether the top raw score is shared by a correct and an incorrect choice, so the tie rule decides.</summary>
+    internal static bool TopIsTied(IReadOnlyList<double> scores, IReadOnlyList<bool> labels)
+    {
+        double top = scores.Max();
+        bool correct = false, incorrect = false;
+        for (int i = 0; i < scores.Count; i++)
+        {
+            if (scores[i] == top)
+            {
+                correct |= labels[i];
+                incorrect |= !labels[i];
+            }
+        }
+        return correct && incorrect;
+    }
+
     internal static bool IsCorrect(IReadOnlyList<double> scores, IReadOnlyList<bool> labels, TieBreaking tieBreaking)
     {
         if (tieBreaking == TieBreaking.FirstIndex)

@@ -105,6 +105,9 @@ public sealed class TextGenerator : ILogLikelihoodScorer
     /// continuation's tokens given the context. As lm-evaluation-harness does, the continuation's tokens are those
     /// that <c>context + continuation</c> has beyond the context's own encoding. Requests are batched with right padding,
     /// which causal attention makes invisible to the real tokens: a score does not depend on its batch.
+    /// When context + continuation is longer than the model's context, the oldest context tokens are dropped; when the
+    /// continuation alone is longer, it is scored in sliding windows (<see cref="ScoringWindows"/>) in which every token
+    /// is predicted from at least the previous half-context of tokens, as far back as the model can see anyway.
     /// </summary>
     /// <param name="requests">The pairs to score; an empty context starts from the end-of-text token.</param>
     /// <param name="batchSize">Requests per forward pass. Default 8.</param>
@@ -116,7 +119,9 @@ public sealed class TextGenerator : ILogLikelihoodScorer
         ArgumentNullException.ThrowIfNull(requests);
         if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "The batch size must be positive.");
 
+        // One window per request, unless a continuation is longer than the model's context.
         var sequences = new List<(long[] Tokens, int ContinuationStart)>(requests.Count);
+        var owners = new List<int>(requests.Count);
         for (var i = 0; i < requests.Count; i++)
         {
             var (ctx, cont) = requests[i];
@@ -130,14 +135,14 @@ public sealed class TextGenerator : ILogLikelihoodScorer
             if (contextIds.Count == 0)
                 contextIds.Add(EndOfTextId ?? throw new ArgumentException($"Request {i} has an empty context and the tokenizer has no end-of-text token.", nameof(requests)));
             var all = contextIds.Concat(continuationIds).Select(t => (long)t).ToArray();
-            // The model sees all but the last token; drop the oldest context tokens if that is too long.
-            var overflow = Math.Max(0, all.Length - 1 - _model.Config.MaxSequenceLength);
-            if (overflow >= contextIds.Count)
-                throw new ArgumentException($"Request {i}: the continuation alone exceeds the model's context of {_model.Config.MaxSequenceLength} tokens.", nameof(requests));
-            sequences.Add((all[overflow..], contextIds.Count - overflow));
+            foreach (var (from, to, continuationStart) in ScoringWindows(all.Length, contextIds.Count, _model.Config.MaxSequenceLength))
+            {
+                sequences.Add((all[from..to], continuationStart));
+                owners.Add(i);
+            }
         }
 
-        var scores = new ContinuationScore[requests.Count];
+        var windowScores = new ContinuationScore[sequences.Count];
         var wasTraining = _model.training;
         _model.eval();
         try
@@ -147,14 +152,52 @@ public sealed class TextGenerator : ILogLikelihoodScorer
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var batch = sequences.Skip(start).Take(batchSize).ToList();
-                ScoreBatch(batch, scores.AsSpan(start, batch.Count));
+                ScoreBatch(batch, windowScores.AsSpan(start, batch.Count));
             }
         }
         finally
         {
             if (wasTraining) _model.train();
         }
+
+        var scores = new ContinuationScore[requests.Count];
+        for (var w = 0; w < windowScores.Length; w++)
+        {
+            var (sum, count, greedy) = scores[owners[w]];
+            var window = windowScores[w];
+            scores[owners[w]] = new ContinuationScore(sum + window.LogLikelihood, count + window.TokenCount, (count == 0 || greedy) && window.IsGreedy);
+        }
         return scores;
+    }
+
+    /// <summary>
+    /// The windows that score the tokens from <paramref name="continuationStart"/> to <paramref name="length"/> of a
+    /// sequence, for a model that reads at most <paramref name="maxInput"/> tokens: each is <c>(From, To,
+    /// ContinuationStart)</c>, the slice <c>[From, To)</c> and the first token it scores, relative to <c>From</c>.
+    /// </summary>
+    /// <remarks>
+    /// A slice predicts its tokens from all before them in the slice, and the model sees all of it but the last token.
+    /// When the whole sequence fits there is one window; when only the context overflows, one window without the
+    /// oldest context tokens; when the continuation alone is too long, one window per block of <c>maxInput / 2</c>
+    /// scored tokens, each reaching back as far as fits, so every token sees at least <c>maxInput / 2</c> tokens before
+    /// it (or all of them, near the start).
+    /// Every scored token is in exactly one window.
+    /// </remarks>
+    internal static IEnumerable<(int From, int To, int ContinuationStart)> ScoringWindows(int length, int continuationStart, int maxInput)
+    {
+        var overflow = Math.Max(0, length - 1 - maxInput);
+        if (overflow < continuationStart)
+        {
+            yield return (overflow, length, continuationStart - overflow);
+            yield break;
+        }
+        var block = Math.Max(1, maxInput / 2);
+        for (var first = continuationStart; first < length; first += block)
+        {
+            var end = Math.Min(length, first + block);
+            var from = Math.Max(0, end - 1 - maxInput);
+            yield return (from, end, first - from);
+        }
     }
 
     /// <inheritdoc />

@@ -139,6 +139,27 @@ public class EvaluatorAndReportTests
     }
 
     [Fact]
+    public void Tied_items_are_those_where_a_right_and_a_wrong_choice_share_the_top_score()
+    {
+        ItemResult Item(string id, double[] ll, bool[] labels) => new()
+        {
+            Task = "t", Id = id, Choices = [.. ll.Select((_, i) => $"c{i}")], Labels = labels, LogLikelihoods = ll,
+            Metrics = ItemMetrics.Compute([.. ll.Select((_, i) => $"c{i}")], labels, ll, TieBreaking.Strict),
+        };
+        var r = new TaskResults("t", PrimaryMetric.Accuracy, TieBreaking.Strict,
+        [
+            Item("tied", [-1, -1], [true, false]),
+            Item("two right tie", [-1, -1, -2], [true, true, false]),
+            Item("clear", [-1, -2], [true, false]),
+            Item("tied at the top with a wrong one", [-3, -1, -1], [false, true, false]),
+            Item("tie under the top", [-1, -2, -2], [false, true, false]),
+        ]);
+        var report = EvaluationReport.Create([r]);
+        Assert.Equal(2, report.Tasks[0].Overall.TiedItems);
+        Assert.Contains("| 2 (Strict) |", report.ToMarkdown(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Rescoring_with_another_tie_rule_changes_only_ties()
     {
         // Two items: one tied (gold first), one clear. Strict: 1 right; first index: 2 right.

@@ -1,3 +1,4 @@
+using FsCheck.Xunit;
 using Microsoft.Extensions.AI;
 using StableAlignment.Core.Models;
 using static TorchSharp.torch;
@@ -58,6 +59,57 @@ public class TextGeneratorTests
         var cut = generator.Generate("Question: is honesty good?", new GenerationOptions { MaxNewTokens = 24, StopSequences = [stop] });
         Assert.Equal(free.Text[..free.Text.IndexOf(stop, StringComparison.Ordinal)], cut.Text);
         Assert.Equal(GenerationFinishReason.Stop, cut.FinishReason);
+    }
+
+    /// <summary>Scoring windows score every continuation token once, fit the model, and give each token enough context.</summary>
+    [Property(MaxTest = 300)]
+    public bool Scoring_windows_cover_each_continuation_token_once_and_fit_the_model(int seed)
+    {
+        var rng = new Random(seed);
+        int maxInput = rng.Next(1, 40);
+        int length = rng.Next(2, 200);
+        int continuationStart = rng.Next(1, length);
+        var windows = TextGenerator.ScoringWindows(length, continuationStart, maxInput).ToList();
+        // While the continuation fits, one window: the last maxInput + 1 tokens, as lm-evaluation-harness truncates.
+        int overflow = Math.Max(0, length - 1 - maxInput);
+        bool oneWindow = overflow < continuationStart;
+        var timesScored = new int[length];
+        foreach (var (from, to, start) in windows)
+        {
+            if (from < 0 || to > length || to - from - 1 > maxInput || start < 1 || from + start > to) return false;
+            for (int p = from + start; p < to; p++)
+            {
+                timesScored[p]++;
+                // When the continuation alone overflows, every token still sees half the model's context (or all before it).
+                if (!oneWindow && p - from < Math.Min(p, Math.Max(1, maxInput / 2))) return false;
+            }
+        }
+        return Enumerable.Range(0, length).All(p => timesScored[p] == (p >= continuationStart ? 1 : 0))
+            && (!oneWindow || windows.SequenceEqual([(overflow, length, continuationStart - overflow)]));
+    }
+
+    [Fact]
+    public void A_continuation_longer_than_the_context_is_the_sum_of_its_windows_scored_directly()
+    {
+        using var model = new CausalLanguageModel(Gpt2Tiny with { MaxSequenceLength = 8 }, seed: 12);
+        var generator = new TextGenerator(model, ModelTokenizers.Gpt2());
+        const string context = "Question: what should I do?";
+        const string continuation = " Talk to someone you trust, take a short walk, and write down what is bothering you tonight.";
+        var score = generator.ScoreContinuations([(context, continuation)])[0];
+
+        var contextIds = ModelTokenizers.Gpt2().EncodeToIds(context);
+        var all = ModelTokenizers.Gpt2().EncodeToIds(context + continuation).Select(t => (long)t).ToArray();
+        Assert.True(all.Length - contextIds.Count > 8, "the continuation must not fit the context of 8 tokens");
+        // Oracle: each window is one plain forward pass with a float64 log-softmax.
+        double expected = 0;
+        foreach (var (from, to, start) in TextGenerator.ScoringWindows(all.Length, contextIds.Count, 8))
+        {
+            using var ids = tensor(all[from..(to - 1)], dtype: ScalarType.Int64).unsqueeze(0);
+            using var logp = nn.functional.log_softmax(model.forward(ids).to_type(ScalarType.Float64), -1);
+            for (int t = start - 1; t < to - from - 1; t++) expected += logp[0, t, all[from + t + 1]].item<double>();
+        }
+        Assert.Equal(all.Length - contextIds.Count, score.TokenCount);
+        Assert.Equal(expected, score.LogLikelihood, 3);
     }
 
     [Fact]
