@@ -240,7 +240,7 @@ public sealed record EvaluationReport(IReadOnlyList<TaskSummary> Tasks, IReadOnl
             foreach (var c in Comparisons)
             {
                 md.AppendLine(CultureInfo.InvariantCulture,
-                    $"| {Cell(c.Task)} | {Cell(c.ModelA)} | {Cell(c.ModelB)} | {c.Count} | {c.BothCorrect} | {c.OnlyA} | {c.OnlyB} | {c.BothWrong} | {F(c.AccuracyDifference)} | {c.PValue.ToString("0.0000", CultureInfo.InvariantCulture)} | {(c.Exact ? "exact binomial" : "chi-square, continuity-corrected")} |");
+                    $"| {Cell(c.Task)} | {Cell(c.ModelA)} | {Cell(c.ModelB)} | {c.Count} | {c.BothCorrect} | {c.OnlyA} | {c.OnlyB} | {c.BothWrong} | {F(c.AccuracyDifference)} | {c.PValue.ToString(c.PValue < 1e-4 ? "0.0E+0" : "0.0000", CultureInfo.InvariantCulture)} | {(c.Exact ? "exact binomial" : "chi-square, continuity-corrected")} |");
             }
         }
         if (Judged.Count > 0)
