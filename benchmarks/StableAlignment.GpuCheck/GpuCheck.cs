@@ -1,7 +1,6 @@
 using System.Globalization;
-using StableAlignment.Core.Cuda;
-using StableAlignment.Core.Cuda.Driver;
 using StableAlignment.Core.Training;
+using StableAlignment.Core.Interop.Cuda;
 
 namespace StableAlignment.GpuCheck;
 
@@ -49,7 +48,7 @@ internal static class GpuCheck
         }
 
         // The public host-array path end to end (upload, three launches, checks, download).
-        var batch = Core.Tests.Cuda.PreferenceTestBatch.Random(99, 4, 3, 5000, explicitMask: true);
+        var batch = Core.Tests.Training.Cuda.PreferenceTestBatch.Random(99, 4, 3, 5000, explicitMask: true);
         var options = new ContrastivePreferenceOptions();
         var got = new PreferenceLossRunner(device, options).Compute(batch.ToHost(), computeGradient: true);
         var want = batch.Oracle(options);

@@ -1,6 +1,5 @@
-using StableAlignment.Core.Cuda;
-using StableAlignment.Core.Tests.Cuda;
 using StableAlignment.Core.Training;
+using StableAlignment.Core.Tests.Training.Cuda;
 
 namespace StableAlignment.GpuCheck;
 

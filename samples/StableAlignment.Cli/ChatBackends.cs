@@ -21,7 +21,7 @@ internal static class ChatBackends
     public static IChatClient Create(string spec)
     {
         int colon = spec.IndexOf(':', StringComparison.Ordinal);
-        if (colon <= 0) throw new UserFacingException($"Backend '{spec}' is not of the form {Help}.");
+        if (colon <= 0) throw new ArgumentException($"Backend '{spec}' is not of the form {Help}.");
         string kind = spec[..colon], rest = spec[(colon + 1)..];
         switch (kind)
         {
@@ -40,13 +40,13 @@ internal static class ChatBackends
             }
             case "gguf":
             {
-                if (!File.Exists(rest)) throw new UserFacingException($"GGUF model '{rest}' does not exist.");
+                if (!File.Exists(rest)) throw new ArgumentException($"GGUF model '{rest}' does not exist.");
                 var parameters = new ModelParams(rest) { ContextSize = 4096 };
                 var weights = LLamaWeights.LoadFromFile(parameters);
                 return new StatelessExecutor(weights, parameters).AsChatClient();
             }
             default:
-                throw new UserFacingException($"Unknown backend kind '{kind}' in '{spec}'; use {Help}.");
+                throw new ArgumentException($"Unknown backend kind '{kind}' in '{spec}'; use {Help}.");
         }
     }
 
@@ -55,9 +55,9 @@ internal static class ChatBackends
         int at = rest.IndexOf('@', StringComparison.Ordinal);
         string model = at < 0 ? rest : rest[..at];
         string? url = at < 0 ? null : rest[(at + 1)..];
-        if (model.Length == 0) throw new UserFacingException($"Backend '{spec}' names no model.");
-        if (urlRequired && string.IsNullOrEmpty(url)) throw new UserFacingException($"Backend '{spec}' needs a base URL: {Help}.");
-        if (url is not null && !Uri.TryCreate(url, UriKind.Absolute, out _)) throw new UserFacingException($"'{url}' in '{spec}' is not an absolute URL.");
+        if (model.Length == 0) throw new ArgumentException($"Backend '{spec}' names no model.");
+        if (urlRequired && string.IsNullOrEmpty(url)) throw new ArgumentException($"Backend '{spec}' needs a base URL: {Help}.");
+        if (url is not null && !Uri.TryCreate(url, UriKind.Absolute, out _)) throw new ArgumentException($"'{url}' in '{spec}' is not an absolute URL.");
         return (model, url);
     }
 }

@@ -2,12 +2,16 @@ using System.CommandLine;
 using System.Diagnostics;
 using Spectre.Console;
 using StableAlignment.Cli;
-using StableAlignment.Cli.Steps;
+using StableAlignment.Core.Evaluation;
+using StableAlignment.Core.Experiment;
+using StableAlignment.Embeddings.MiniLM;
+using StableAlignment.Plots;
 
-// stable-alignment: the whole Stable Alignment loop in one command (simulate, build-dataset, train, evaluate, report),
-// or any one step on its own. Each step reads the previous step's files from the run folder.
+// stable-alignment: the whole Stable Alignment experiment in one command (simulate, build-dataset, train, evaluate,
+// report), or any one step on its own. The library does the work; this host parses arguments, picks the model
+// back-ends and draws the progress.
 var outOption = new Option<string>("--out") { Description = "Run folder: every step reads and writes here.", DefaultValueFactory = _ => "stable-alignment-run" };
-var quickOption = new Option<bool>("--quick") { Description = "Smaller world and model: the whole run takes under two minutes." };
+var quickOption = new Option<bool>("--quick") { Description = "Smaller world and model: the whole run takes well under two minutes." };
 var seedOption = new Option<int?>("--seed") { Description = "Seed of the society, the data split and the model (default 42)." };
 var gridOption = new Option<int?>("--grid") { Description = "Grid side N of the society (N x N agents)." };
 var roundsOption = new Option<int?>("--rounds") { Description = "Rounds to simulate." };
@@ -15,94 +19,72 @@ var agentsOption = new Option<string?>("--agents") { Description = $"Language mo
 var questionsOption = new Option<string?>("--questions") { Description = "Question file, one per line (e.g. HH-RLHF prompts). Default: the built-in scenario bank." };
 var releasedOption = new Option<string?>("--released") { Description = "Build the dataset from a released-format file (JSON array or JSON Lines) instead of the sandbox log." };
 var initOption = new Option<string?>("--init-from") { Description = "Start from a Hugging Face safetensors checkpoint folder (LLaMA, Qwen2 or SmolLM; config.json, *.safetensors, tokenizer.json)." };
-var taskOption = new Option<string[]>("--task") { Description = $"Multiple-choice task file to evaluate on, repeatable: {TaskSpecs.Help}.", AllowMultipleArgumentsPerToken = true };
+var taskOption = new Option<string[]>("--task") { Description = $"Multiple-choice task file to evaluate on, repeatable: {TaskCatalog.Help}.", AllowMultipleArgumentsPerToken = true };
 var epochsOption = new Option<int?>("--epochs") { Description = "Epochs per training stage." };
 var marginOption = new Option<double?>("--margin") { Description = "Margin M of the ranking hinge (default 10, the reference README's value)." };
 var weightOption = new Option<double?>("--ranking-weight") { Description = "Weight lambda of the ranking term (default 0.5)." };
 var judgeOption = new Option<string?>("--judge") { Description = $"Judge model: {ChatBackends.Help}. Default: the offline society's rater." };
 
-RunSettings Settings(ParseResult r)
+ExperimentOptions Options(ParseResult r)
 {
-    var s = r.GetValue(quickOption) ? RunSettings.Quick : RunSettings.Default;
-    s = r.GetValue(seedOption) is int seed ? s with { Seed = seed } : s;
-    s = r.GetValue(gridOption) is int grid ? s with { GridSize = grid } : s;
-    s = r.GetValue(epochsOption) is int epochs ? s with { Epochs = epochs } : s;
-    s = r.GetValue(marginOption) is double margin ? s with { Margin = margin } : s;
-    s = r.GetValue(weightOption) is double weight ? s with { RankingWeight = weight } : s;
-    return r.GetValue(roundsOption) is int rounds ? s with { Rounds = rounds } : s;
+    var o = r.GetValue(quickOption) ? ExperimentOptions.Quick : ExperimentOptions.Default;
+    if (r.GetValue(seedOption) is int seed) o = o with { Seed = seed };
+    if (r.GetValue(gridOption) is int grid) o = o with { Sandbox = o.Sandbox with { GridSize = grid } };
+    if (r.GetValue(roundsOption) is int rounds) o = o with { Rounds = rounds };
+    if (r.GetValue(releasedOption) is string released) o = o with { ReleasedDataset = released };
+    if (r.GetValue(initOption) is string init) o = o with { Model = o.Model with { InitFrom = init } };
+    if (r.GetValue(epochsOption) is int epochs) o = o with { Training = o.Training with { Epochs = epochs } };
+    if (r.GetValue(marginOption) is double margin) o = o with { Training = o.Training with { Loss = o.Training.Loss with { Margin = margin } } };
+    if (r.GetValue(weightOption) is double weight) o = o with { Training = o.Training with { Loss = o.Training.Loss with { RankingWeight = weight } } };
+    if (r.GetValue(taskOption) is { Length: > 0 } tasks) o = o with { Evaluation = o.Evaluation with { Tasks = [.. tasks.Select(TaskSpec.Parse)] } };
+    return o;
 }
 
-RunLayout Layout(ParseResult r) => new(r.GetValue(outOption)!);
+// The host's choices: real models when asked for, MiniLM embeddings and the plots.
+async Task<int> WithExperiment(ParseResult r, Func<StableAlignmentExperiment, Task> action) => await Terminal.Guarded(async () =>
+{
+    using var agents = r.GetValue(agentsOption) is string a ? ChatBackends.Create(a) : null;
+    using var judge = r.GetValue(judgeOption) is string j ? ChatBackends.Create(j) : null;
+    var backends = new ExperimentBackends
+    {
+        Agents = agents,
+        Judge = judge,
+        Questions = r.GetValue(questionsOption) is string q ? StableAlignment.Core.Sandbox.QuestionSource.FromFile(q) : null,
+    }.WithMiniLmEmbeddings().WithPlots();
+    await action(new StableAlignmentExperiment(Options(r), r.GetValue(outOption)!, backends));
+});
 
-Command Step(string name, string description, Option[] options, Func<ParseResult, CancellationToken, Task> action)
+Command Step(string name, string description, Option[] options, Func<StableAlignmentExperiment, CancellationToken, Task> run)
 {
     var command = new Command(name, description);
     foreach (var o in options.Prepend(quickOption).Prepend(outOption)) command.Options.Add(o);
-    command.SetAction((r, ct) => Guarded(() => action(r, ct)));
+    command.SetAction((r, ct) => WithExperiment(r, e => run(e, ct)));
     return command;
 }
-
-var simulate = Step("simulate", "Run the Sandbox society into the SQLite log (resumes an interrupted run).",
-    [seedOption, gridOption, roundsOption, agentsOption, questionsOption],
-    (r, ct) => SimulateStep.RunAsync(Layout(r), Settings(r), r.GetValue(agentsOption), r.GetValue(questionsOption), ct));
-var buildDataset = Step("build-dataset", "Build imitation, self-critic and realignment samples, split by query.",
-    [seedOption, releasedOption],
-    (r, ct) => BuildDatasetStep.RunAsync(Layout(r), Settings(r), r.GetValue(releasedOption), ct));
-var train = Step("train", "Train the SFT-only baseline and IL, IL+SC, IL+SC+RA.",
-    [seedOption, initOption, epochsOption, marginOption, weightOption],
-    (r, ct) => TrainStep.RunAsync(Layout(r), Settings(r), r.GetValue(initOption), ct));
-var evaluate = Step("evaluate", "Evaluate every variant: held-out ranking, judge scores (HH, HH-A), multiple-choice tasks.",
-    [seedOption, taskOption, judgeOption, marginOption, weightOption],
-    (r, ct) => EvaluateStep.RunAsync(Layout(r), Settings(r), r.GetValue(taskOption) ?? [], r.GetValue(judgeOption), ct));
-var report = Step("report", "Write report.md and the plots from the evaluation files.", [],
-    (r, ct) => ReportStep.RunAsync(Layout(r), ct));
 
 var root = new RootCommand("Stable Alignment: simulate a society, build alignment data, train in three stages, evaluate, report.");
 foreach (var o in new Option[] { outOption, quickOption, seedOption, gridOption, roundsOption, agentsOption, questionsOption, releasedOption, initOption, epochsOption, marginOption, weightOption, taskOption, judgeOption })
     root.Options.Add(o);
-foreach (var c in new[] { simulate, buildDataset, train, evaluate, report })
-    root.Subcommands.Add(c);
-root.SetAction((r, ct) => Guarded(async () =>
+root.Subcommands.Add(Step("simulate", "Run the Sandbox society into the SQLite log (resumes an interrupted run).",
+    [seedOption, gridOption, roundsOption, agentsOption, questionsOption], Terminal.SimulateAsync));
+root.Subcommands.Add(Step("build-dataset", "Build imitation, self-critic and realignment samples, split by query.",
+    [seedOption, releasedOption], Terminal.BuildDatasetAsync));
+root.Subcommands.Add(Step("train", "Train the SFT-only baseline and IL, IL+SC, IL+SC+RA.",
+    [seedOption, initOption, epochsOption, marginOption, weightOption], Terminal.TrainAsync));
+root.Subcommands.Add(Step("evaluate", "Evaluate every variant: held-out ranking, judge scores (HH, HH-A), multiple-choice tasks.",
+    [seedOption, taskOption, judgeOption], Terminal.EvaluateAsync));
+root.Subcommands.Add(Step("report", "Write report.md and the plots from the evaluation files.", [], Terminal.ReportAsync));
+root.SetAction((r, ct) => WithExperiment(r, async e =>
 {
-    var layout = Layout(r);
-    var settings = Settings(r);
     var clock = Stopwatch.StartNew();
-    if (r.GetValue(releasedOption) is null)
+    string[] titles = ["simulate", "build-dataset", "train", "evaluate", "report"];
+    Func<StableAlignmentExperiment, CancellationToken, Task>[] steps = [Terminal.SimulateAsync, Terminal.BuildDatasetAsync, Terminal.TrainAsync, Terminal.EvaluateAsync, Terminal.ReportAsync];
+    for (int i = e.Options.ReleasedDataset is null ? 0 : 1; i < steps.Length; i++)
     {
-        Terminal.Step("1/5 simulate");
-        await SimulateStep.RunAsync(layout, settings, r.GetValue(agentsOption), r.GetValue(questionsOption), ct);
+        Terminal.Rule($"{i + 1}/5 {titles[i]}");
+        await steps[i](e, ct);
     }
-    Terminal.Step("2/5 build-dataset");
-    await BuildDatasetStep.RunAsync(layout, settings, r.GetValue(releasedOption), ct);
-    Terminal.Step("3/5 train");
-    await TrainStep.RunAsync(layout, settings, r.GetValue(initOption), ct);
-    Terminal.Step("4/5 evaluate");
-    await EvaluateStep.RunAsync(layout, settings, r.GetValue(taskOption) ?? [], r.GetValue(judgeOption), ct);
-    Terminal.Step("5/5 report");
-    await ReportStep.RunAsync(layout, ct);
-    AnsiConsole.MarkupLineInterpolated(System.Globalization.CultureInfo.InvariantCulture, $"[bold green]Done in {clock.Elapsed.TotalSeconds:F0} s.[/] Report: {layout.Report}");
+    AnsiConsole.MarkupLineInterpolated(System.Globalization.CultureInfo.InvariantCulture, $"[bold green]Done in {clock.Elapsed.TotalSeconds:F0} s.[/] Report: {e.Folder.Report}");
 }));
 
 return await root.Parse(args).InvokeAsync();
-
-// One clear message and a non-zero exit code for what a user can fix; a stack trace only for real bugs.
-static async Task<int> Guarded(Func<Task> action)
-{
-    try
-    {
-        await action();
-        return 0;
-    }
-    catch (OperationCanceledException)
-    {
-        AnsiConsole.MarkupLine("[yellow]Cancelled.[/] Completed work is kept; run the same command again to resume the simulation.");
-        return 130;
-    }
-    catch (Exception e) when (e is UserFacingException or ArgumentException or IOException or UnauthorizedAccessException or InvalidDataException
-        or StableAlignment.Core.Data.AlignmentDataException or StableAlignment.Core.Evaluation.TaskFormatException or NotSupportedException
-        or System.Text.Json.JsonException or HttpRequestException)
-    {
-        AnsiConsole.MarkupLineInterpolated(System.Globalization.CultureInfo.InvariantCulture, $"[red]error:[/] {e.Message}");
-        return 1;
-    }
-}

@@ -1,6 +1,8 @@
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Engines;
+using StableAlignment.Core.ChatClients;
 using StableAlignment.Core.Sandbox;
+using StableAlignment.Embeddings.MiniLM;
 
 namespace StableAlignment.Benchmarks.Sandbox;
 
@@ -25,7 +27,8 @@ public class PublishedRunBenchmark
     {
         var options = new SandboxOptions { GridSize = 10, PeersPerInteraction = 4, Seed = 42 };
         var started = DateTime.UtcNow;
-        await using var sandbox = SandboxFactory.CreateOffline(options);
+        using var embeddings = new MiniLmEmbeddingGenerator();
+        await using var sandbox = OfflineSocietyChatClient.CreateSandbox(options, embeddings);
         var result = await sandbox.RunAsync(50, Path.Combine(_folder, "sandbox.db"));
         double seconds = (DateTime.UtcNow - started).TotalSeconds;
         Console.WriteLine(FormattableString.Invariant(

@@ -2,11 +2,13 @@ using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Engines;
 using Microsoft.Extensions.AI;
 using StableAlignment.Core.Sandbox;
+using StableAlignment.Core.ChatClients;
+using StableAlignment.Core.ModelCalls;
 
 namespace StableAlignment.Benchmarks.Sandbox;
 
 /// <summary>
-/// Scheduler efficiency: every model call takes a fixed 100 ms and 64 may be in flight. The ideal wall time is
+/// Scheduler efficiency: every model call takes a fixed 100 ms and the call policy lets 64 be in flight. The ideal wall time is
 /// calls x 100 ms / 64; the printed ratio (wall / ideal) should be at most 1.15.
 /// Run with <c>--filter *SchedulerEfficiency*</c>.
 /// </summary>
@@ -26,10 +28,12 @@ public class SchedulerEfficiencyBenchmark
     [Benchmark]
     public async Task<double> FixedLatencyClient()
     {
-        var options = new SandboxOptions { GridSize = 10, PeersPerInteraction = 4, MaxConcurrentCalls = InFlight, Seed = 42 };
-        using var client = new FixedLatencyChatClient(new OfflineSocietyChatClient(options.Seed, formatErrorRate: 0), Latency);
+        var options = new SandboxOptions { GridSize = 10, PeersPerInteraction = 4, Seed = 42 };
+        var client = new FixedLatencyChatClient(new OfflineSocietyChatClient(options.Seed, formatErrorRate: 0), Latency);
+        // The whole call policy, as a real run has it: budget, telemetry, the cap of 64, resilience.
+        using var pipeline = client.AsBuilder().UseModelCallPolicy(new ModelCallOptions { MaxConcurrentCalls = InFlight }).Build();
         using var embeddings = new ConstantEmbeddingGenerator();
-        await using var sandbox = SandboxFactory.Create(options, new SandboxBackends { AgentClient = client, Embeddings = embeddings });
+        await using var sandbox = SandboxFactory.Create(options, new SandboxBackends { AgentClient = pipeline, Embeddings = embeddings });
         var started = DateTime.UtcNow;
         await sandbox.RunAsync(10, Path.Combine(_folder, "sandbox.db"));
         double wall = (DateTime.UtcNow - started).TotalSeconds;

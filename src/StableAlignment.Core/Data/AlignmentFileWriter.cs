@@ -1,13 +1,13 @@
-using System.Text.Encodings.Web;
 using System.Text.Json;
+using StableAlignment.Core.Serialization;
 
 namespace StableAlignment.Core.Data;
 
 /// <summary>Writes alignment records as a JSON array or JSON Lines, streaming record by record.</summary>
 internal static class AlignmentFileWriter
 {
-    // Non-ASCII text stays readable (the Python tools read either form); JSON-breaking characters are still escaped.
-    internal static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    // Text is written as is (UTF-8, astral characters included); only what JSON requires is escaped.
+    private static readonly JsonWriterOptions WriterOptions = PlainTextJsonEncoder.WriterOptions;
 
     public static async Task WriteAsync(string path, IEnumerable<AlignmentRecord> records, AlignmentFileFormat format,
         CancellationToken cancellationToken)

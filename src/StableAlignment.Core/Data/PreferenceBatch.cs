@@ -7,12 +7,12 @@ namespace StableAlignment.Core.Data;
 /// model consume. Row <c>n</c> is one rendered prompt + response; <c>Targets</c> are already shifted by one
 /// position so that the logits at position <c>t</c> predict <c>Targets[n, t]</c>.
 /// </summary>
-public sealed class PreferenceBatch : IDisposable
+public sealed partial class PreferenceBatch : IDisposable
 {
     /// <summary>Token ids <c>[N, T]</c> int64 (padding uses the tokenizer's pad or end-of-text id).</summary>
     public required torch.Tensor InputIds { get; init; }
 
-    /// <summary>Shifted target ids <c>[N, T]</c> int64; excluded positions hold the options' ignore index.</summary>
+    /// <summary>Shifted target ids <c>[N, T]</c> int64; excluded positions hold <see cref="IgnoreIndex"/>.</summary>
     public required torch.Tensor Targets { get; init; }
 
     /// <summary>Loss mask <c>[N, T]</c> bool: true on response tokens, false on prompt tokens and padding.</summary>

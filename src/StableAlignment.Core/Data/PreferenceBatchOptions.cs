@@ -1,5 +1,3 @@
-using StableAlignment.Core.Training;
-
 namespace StableAlignment.Core.Data;
 
 /// <summary>How responses are grouped into the loss's groups.</summary>
@@ -60,8 +58,6 @@ public sealed record PreferenceBatchOptions
     /// <summary>Seed of response choice and batch order (combined with the epoch). Default 42.</summary>
     public int Seed { get; init; } = 42;
 
-    /// <summary>Target id of positions excluded from the loss. Default <see cref="ContrastivePreferenceOptions.IgnoreIndex"/>.</summary>
-    public long IgnoreIndex { get; init; } = new ContrastivePreferenceOptions().IgnoreIndex;
 
     /// <summary>Padding id in <see cref="PreferenceBatch.InputIds"/>; <see langword="null"/> uses the tokenizer's
     /// <c>&lt;|endoftext|&gt;</c> when it has one, else 0. Padding never enters the loss.</summary>
@@ -82,8 +78,6 @@ public sealed record PreferenceBatchOptions
             throw new ArgumentException($"ResponsesPerQuery must be at least 1, got {ResponsesPerQuery}.", nameof(ResponsesPerQuery));
         if (GroupsPerBatch < 1)
             throw new ArgumentException($"GroupsPerBatch must be at least 1, got {GroupsPerBatch}.", nameof(GroupsPerBatch));
-        if (IgnoreIndex >= 0)
-            throw new ArgumentException($"IgnoreIndex must be negative so it cannot collide with a token id, got {IgnoreIndex}.", nameof(IgnoreIndex));
         if (PadTokenId is < 0)
             throw new ArgumentException($"PadTokenId must not be negative, got {PadTokenId}.", nameof(PadTokenId));
         if (!Enum.IsDefined(OverlongResponse))

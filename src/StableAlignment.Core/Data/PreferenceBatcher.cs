@@ -7,7 +7,7 @@ namespace StableAlignment.Core.Data;
 /// Holds the tokens of a dataset and cuts them into padded <see cref="PreferenceBatch"/>es, epoch by epoch.
 /// Create it with <see cref="AlignmentDataset.CreateBatcher"/>.
 /// </summary>
-public sealed class PreferenceBatcher : Training.IPreferenceBatchSource
+public sealed class PreferenceBatcher : IPreferenceBatchSource
 {
     private readonly PreferenceBatchOptions _options;
     private readonly string[] _queries;
@@ -211,10 +211,10 @@ public sealed class PreferenceBatcher : Training.IPreferenceBatchSource
     }
 
     /// <inheritdoc />
-    IEnumerable<PreferenceBatch> Training.IPreferenceBatchSource.Batches(int epoch) => Batches(epoch);
+    IEnumerable<PreferenceBatch> IPreferenceBatchSource.Batches(int epoch) => Batches(epoch);
 
     /// <inheritdoc />
-    int? Training.IPreferenceBatchSource.Count => BatchCount();
+    int? IPreferenceBatchSource.Count => BatchCount();
 
     internal PreferenceBatch Build(List<List<RowRef>> plan)
     {
@@ -234,7 +234,7 @@ public sealed class PreferenceBatcher : Training.IPreferenceBatchSource
         var ratings = new float[n];
         var queries = new List<string>(plan.Count);
         Array.Fill(ids, _padId);
-        Array.Fill(targets, _options.IgnoreIndex);
+        Array.Fill(targets, PreferenceBatch.IgnoreIndex);
         long padding = 0;
         int i = 0;
         for (int g = 0; g < plan.Count; g++)

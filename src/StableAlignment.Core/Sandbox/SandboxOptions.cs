@@ -33,8 +33,12 @@ public static class Personas
 }
 
 /// <summary>
-/// Configuration of a sandbox world and its run. Every value has the reference's default where the reference has one.
-/// Call <see cref="Validate"/> (the sandbox does) to get an <see cref="ArgumentException"/> naming a bad option.
+/// The world and its protocol: everything that decides what the log contains, so every option is in the log's
+/// fingerprint and a log refuses to be resumed by a world with other options. How calls are made (concurrency,
+/// retries, timeouts, budget) is the model-call pipeline's (<see cref="ModelCalls.ModelCallOptions"/>), and how agents
+/// are scheduled is <see cref="SandboxSchedule"/>'s; neither changes the log. Every value has the reference's default
+/// where the reference has one. Call <see cref="Validate"/> (the sandbox does) to get an <see cref="ArgumentException"/>
+/// naming a bad option.
 /// </summary>
 public sealed record SandboxOptions
 {
@@ -84,23 +88,11 @@ public sealed record SandboxOptions
     /// <summary>Seed of every random choice (layout, peers, offline answers). Same seed and options give the same log.</summary>
     public long Seed { get; init; } = 42;
 
-    /// <summary>Cap on language-model calls in flight at once, over all agents and observers.</summary>
-    public int MaxConcurrentCalls { get; init; } = 16;
 
-    /// <summary>Optional rate limit on model calls per second (token bucket); <see langword="null"/> = unlimited.</summary>
-    public double? MaxCallsPerSecond { get; init; }
 
-    /// <summary>Retries of one call on transient faults (HTTP 429/5xx, timeouts), with exponential backoff and jitter.</summary>
-    public int MaxRetries { get; init; } = 4;
 
-    /// <summary>First retry delay; later ones grow exponentially with jitter.</summary>
-    public TimeSpan RetryBaseDelay { get; init; } = TimeSpan.FromMilliseconds(500);
 
-    /// <summary>Time limit of a single model call attempt (a timeout is retried as transient).</summary>
-    public TimeSpan CallTimeout { get; init; } = TimeSpan.FromMinutes(2);
 
-    /// <summary>Optional budget of tokens (in + out) for the run; when reached, no new interaction starts and the run stops cleanly.</summary>
-    public long? TokenBudget { get; init; }
 
     /// <summary>Sampling temperature. Reference: 1.0.</summary>
     public float Temperature { get; init; } = 1.0f;
@@ -108,8 +100,6 @@ public sealed record SandboxOptions
     /// <summary>Maximum new tokens per call. Reference: 256.</summary>
     public int MaxOutputTokens { get; init; } = 256;
 
-    /// <summary>How many rounds an agent may run ahead of the durably logged rounds (pipelining across rounds).</summary>
-    public int MaxRoundsAhead { get; init; } = 2;
 
     /// <summary>The prompt templates.</summary>
     public SandboxPrompts Prompts { get; init; } = SandboxPrompts.Default;
@@ -151,23 +141,13 @@ public sealed record SandboxOptions
         Check(MemoryDistanceThreshold is > 0 and <= 2, nameof(MemoryDistanceThreshold), $"must be in (0, 2], got {MemoryDistanceThreshold}.");
         Check(MemoryTopK >= 0, nameof(MemoryTopK), $"must not be negative, got {MemoryTopK}.");
         Check(RatingAttempts >= 1, nameof(RatingAttempts), $"must be at least 1, got {RatingAttempts}.");
-        Check(MaxConcurrentCalls >= 1, nameof(MaxConcurrentCalls), $"must be at least 1, got {MaxConcurrentCalls}.");
-        Check(MaxCallsPerSecond is null || MaxCallsPerSecond > 0, nameof(MaxCallsPerSecond), $"must be positive, got {MaxCallsPerSecond}.");
-        Check(MaxRetries >= 0, nameof(MaxRetries), $"must not be negative, got {MaxRetries}.");
-        Check(RetryBaseDelay >= TimeSpan.Zero, nameof(RetryBaseDelay), $"must not be negative, got {RetryBaseDelay}.");
-        Check(CallTimeout > TimeSpan.Zero, nameof(CallTimeout), $"must be positive, got {CallTimeout}.");
-        Check(TokenBudget is null || TokenBudget > 0, nameof(TokenBudget), $"must be positive, got {TokenBudget}.");
         Check(Temperature is >= 0 and <= 2, nameof(Temperature), $"must be between 0 and 2, got {Temperature}.");
         Check(MaxOutputTokens >= 1, nameof(MaxOutputTokens), $"must be at least 1, got {MaxOutputTokens}.");
-        Check(MaxRoundsAhead >= 0, nameof(MaxRoundsAhead), $"must not be negative, got {MaxRoundsAhead}.");
         Check(Prompts is not null, nameof(Prompts), "must not be null.");
         Prompts!.Validate();
     }
 
-    /// <summary>
-    /// A canonical text of every option that changes what the log contains. A log remembers it, and resuming with
-    /// different options is refused (concurrency, rate limits, retries and the budget may change between runs).
-    /// </summary>
+    /// <summary>A canonical text of every option. A log remembers it, and resuming with different options is refused.</summary>
     internal string Fingerprint(IReadOnlyList<string> questions)
     {
         var sb = new StringBuilder();
@@ -192,5 +172,23 @@ public sealed record SandboxOptions
         Add(nameof(Prompts), Prompts.Fingerprint());
         Add("Questions", StableHash.Sha256Hex(string.Join("\n", questions)));
         return sb.ToString();
+    }
+}
+
+/// <summary>
+/// How a sandbox schedules its agents. None of it changes the log, so it may differ between a run and its resumption.
+/// </summary>
+public sealed record SandboxSchedule
+{
+    /// <summary>How many rounds an agent may run ahead of the durably logged rounds (pipelining across rounds). Default 2.</summary>
+    public int MaxRoundsAhead { get; init; } = 2;
+
+    /// <summary>Throws an <see cref="ArgumentException"/> naming the first invalid option.</summary>
+    /// <returns>This instance, for chaining.</returns>
+    public SandboxSchedule Validate()
+    {
+        if (MaxRoundsAhead < 0)
+            throw new ArgumentException($"SandboxSchedule.MaxRoundsAhead: must not be negative, got {MaxRoundsAhead}.", nameof(MaxRoundsAhead));
+        return this;
     }
 }

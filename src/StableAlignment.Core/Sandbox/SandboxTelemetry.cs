@@ -4,8 +4,10 @@ using System.Diagnostics.Metrics;
 namespace StableAlignment.Core.Sandbox;
 
 /// <summary>
-/// The sandbox's <see cref="ActivitySource"/> and <see cref="Meter"/>, both named <see cref="Name"/>, so OpenTelemetry
-/// can pick them up with <c>AddSource(SandboxTelemetry.Name)</c> and <c>AddMeter(SandboxTelemetry.Name)</c>.
+/// The sandbox's <see cref="ActivitySource"/> and <see cref="Meter"/> (runs, interactions, rating failures), both named
+/// <see cref="Name"/>, so OpenTelemetry can pick them up with <c>AddSource(SandboxTelemetry.Name)</c> and
+/// <c>AddMeter(SandboxTelemetry.Name)</c>. The model calls' own spans and counters are under
+/// <see cref="ModelCalls.ModelCallTelemetry.Name"/>.
 /// Prompts, replies and credentials are never put on spans or metrics.
 /// </summary>
 public static class SandboxTelemetry
@@ -16,10 +18,5 @@ public static class SandboxTelemetry
     internal static readonly ActivitySource Source = new(Name);
     internal static readonly Meter Meter = new(Name);
     internal static readonly Counter<long> Interactions = Meter.CreateCounter<long>("sandbox.interactions", description: "Interactions logged.");
-    internal static readonly Counter<long> Calls = Meter.CreateCounter<long>("sandbox.model_calls", description: "Model call attempts.");
-    internal static readonly Counter<long> Retries = Meter.CreateCounter<long>("sandbox.model_retries", description: "Model calls retried after a transient fault.");
     internal static readonly Counter<long> RatingFailures = Meter.CreateCounter<long>("sandbox.rating_failures", description: "Ratings recorded as failures.");
-    internal static readonly Counter<long> TokensIn = Meter.CreateCounter<long>("sandbox.tokens_in", unit: "{token}");
-    internal static readonly Counter<long> TokensOut = Meter.CreateCounter<long>("sandbox.tokens_out", unit: "{token}");
-    internal static readonly UpDownCounter<long> InFlight = Meter.CreateUpDownCounter<long>("sandbox.model_calls_in_flight", unit: "{call}");
 }

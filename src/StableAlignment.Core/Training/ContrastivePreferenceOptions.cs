@@ -53,8 +53,8 @@ public sealed record ContrastivePreferenceOptions
     /// </summary>
     public bool SftOnly { get; init; }
 
-    /// <summary>Target id that marks a token as excluded when no explicit loss mask is given. Default -100.</summary>
-    public long IgnoreIndex { get; init; } = -100;
+    /// <summary>Target id that marks a token as excluded when no explicit loss mask is given. Default <see cref="Data.PreferenceBatch.IgnoreIndex"/> (-100).</summary>
+    public long IgnoreIndex { get; init; } = Data.PreferenceBatch.IgnoreIndex;
 
     /// <summary>Checks every option and throws <see cref="ArgumentException"/> naming the first invalid one.</summary>
     /// <returns>This instance, for chaining.</returns>

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text.Json;
-using StableAlignment.Core.Cuda;
 using StableAlignment.Core.Data;
 using StableAlignment.Core.Models;
 using TorchSharp;
@@ -78,7 +77,7 @@ public sealed class StableAlignmentTrainer : IDisposable
     /// after use. On cancellation a checkpoint is written (when a directory is configured) before
     /// <see cref="OperationCanceledException"/> is thrown, so the run can resume from there.
     /// </summary>
-    /// <param name="stages">The stages, in order (see <see cref="AlignmentStages.For"/>).</param>
+    /// <param name="stages">The stages, in order (see <see cref="AlignmentStages"/>).</param>
     /// <param name="progress">Receives an event per step, validation and stage end; called synchronously on the training thread.</param>
     /// <param name="cancellationToken">Checked after every optimizer step.</param>
     /// <returns>The run's summary.</returns>
@@ -94,15 +93,8 @@ public sealed class StableAlignmentTrainer : IDisposable
         using var log = Options.MetricsDirectory is null ? null : new TrainingMetricsLog(Options.MetricsDirectory);
         var run = new RunRecorder(log, progress, Stopwatch.StartNew());
         var stageReports = new List<StageReport>();
-        try
-        {
-            for (var s = Position.Stage; s < stages.Count; s++)
-                stageReports.Add(TrainStage(stages[s], s, run, cancellationToken));
-        }
-        finally
-        {
-            log?.WriteCurves(run.Steps, run.Validations);
-        }
+        for (var s = Position.Stage; s < stages.Count; s++)
+            stageReports.Add(TrainStage(stages[s], s, run, cancellationToken));
 
         var seconds = run.Clock.Elapsed.TotalSeconds;
         return new TrainingReport(stageReports, Position.GlobalStep, run.Steps.Count(x => x.Skipped),
@@ -155,9 +147,15 @@ public sealed class StableAlignmentTrainer : IDisposable
 
         var final = stage.Validation is null ? null : ValidateAndRecord(stage, run);
         Position = new TrainingPosition(stageIndex + 1, 0, 0, 0, Position.GlobalStep);
+        // The snapshot is written before the resumable checkpoint moves past this stage, so a resumed run never lacks it.
+        if (Options.StageSnapshots?.TryGetValue(stage.Name, out var snapshot) == true) _model.SaveCheckpoint(snapshot);
         if (Options.CheckpointDirectory is not null) SaveCheckpoint(Options.CheckpointDirectory);
         var stageSteps = run.Steps.Skip(stepsBefore).ToList();
-        var report = new StageReport(stage.Name, stage.Objective, stageSteps.Count, stageSteps.Count(x => x.Skipped), final);
+        var report = new StageReport(stage.Name, stage.Objective, stageSteps.Count, stageSteps.Count(x => x.Skipped), final)
+        {
+            GlobalSteps = Position.GlobalStep,
+            ElapsedSeconds = run.Clock.Elapsed.TotalSeconds,
+        };
         run.Progress?.Report(new TrainingProgress(TrainingEventKind.StageCompleted, stage.Name, totalSteps, null, final));
         return report;
     }
@@ -273,34 +271,18 @@ public sealed class StableAlignmentTrainer : IDisposable
     public ValidationMetrics Validate(IPreferenceBatchSource source, TrainingObjective objective = TrainingObjective.Contrastive, string stageName = "validation")
     {
         ArgumentNullException.ThrowIfNull(source);
-        var loss = LossFor(objective);
-        var wasTraining = _model.training;
-        _model.eval();
         double sft = 0, ranking = 0, lossSum = 0;
         int groups = 0, rankable = 0, correct = 0;
-        try
+        HeldOutRanking.Score(_model, source, LossFor(objective), (_, result) =>
         {
-            using var noGrad = no_grad();
-            foreach (var batch in source.Batches(0))
-            {
-                using (batch)
-                {
-                    using var scope = NewDisposeScope();
-                    using var result = Evaluate(batch, loss);
-                    var g = (int)result.SftTerms.shape[0];
-                    sft += result.SftTerms.sum().item<float>();
-                    ranking += result.RankingTerms.sum().item<float>();
-                    lossSum += result.Loss.item<float>() * g;
-                    groups += g;
-                    rankable += result.RankableGroups;
-                    correct += result.CorrectGroups;
-                }
-            }
-        }
-        finally
-        {
-            if (wasTraining) _model.train();
-        }
+            var g = (int)result.SftTerms.shape[0];
+            sft += result.SftTerms.sum().item<float>();
+            ranking += result.RankingTerms.sum().item<float>();
+            lossSum += result.Loss.item<float>() * g;
+            groups += g;
+            rankable += result.RankableGroups;
+            correct += result.CorrectGroups;
+        }, CancellationToken.None);
 
         if (groups == 0) throw new ArgumentException("The validation source yielded no groups.", nameof(source));
         return new ValidationMetrics(stageName, Position.GlobalStep, rankable == 0 ? double.NaN : (double)correct / rankable,

@@ -68,8 +68,15 @@ public sealed record TrainerOptions
     /// <summary>Write a checkpoint every this many optimizer steps (and at each stage's end, and on cancellation); 0: only those. Default 0.</summary>
     public int CheckpointEverySteps { get; init; }
 
-    /// <summary>Where metrics (JSON Lines, CSV) and PNG curves go; null keeps them in memory only.</summary>
+    /// <summary>Where metrics (JSON Lines, CSV) go; null keeps them in memory only. <see cref="TrainingHistory.Read"/> reads them back.</summary>
     public string? MetricsDirectory { get; init; }
+
+    /// <summary>
+    /// Stage name to a directory: when that stage completes, the model is saved there
+    /// (<see cref="Models.CausalLanguageModel.SaveCheckpoint"/>). This is how one run yields the paper's ablation
+    /// variants (the model after IL, after IL+SC, after IL+SC+RA). Null takes no snapshots.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? StageSnapshots { get; init; }
 
     /// <summary>Checks every option and throws <see cref="ArgumentException"/> naming the first invalid one.</summary>
     /// <returns>This instance, for chaining.</returns>
@@ -96,6 +103,8 @@ public sealed record TrainerOptions
         Check(MaxConsecutiveNonFiniteSteps > 0, nameof(MaxConsecutiveNonFiniteSteps), MaxConsecutiveNonFiniteSteps, "must be positive");
         Check(CheckpointEverySteps >= 0, nameof(CheckpointEverySteps), CheckpointEverySteps, "must be non-negative");
         Check(CheckpointEverySteps == 0 || CheckpointDirectory is not null, nameof(CheckpointEverySteps), CheckpointEverySteps, "needs a CheckpointDirectory");
+        foreach (var (stage, directory) in StageSnapshots ?? new Dictionary<string, string>())
+            Check(!string.IsNullOrWhiteSpace(stage) && !string.IsNullOrWhiteSpace(directory), nameof(StageSnapshots), $"'{stage}' -> '{directory}'", "needs a stage name and a directory");
         return this;
     }
 }

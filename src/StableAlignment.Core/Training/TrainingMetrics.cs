@@ -64,7 +64,14 @@ public sealed record TrainingProgress(TrainingEventKind Kind, string StageName, 
 /// <param name="Steps">Optimizer steps taken.</param>
 /// <param name="SkippedSteps">Steps skipped for non-finite values.</param>
 /// <param name="FinalValidation">Validation at the stage's end, or null without a validation source.</param>
-public sealed record StageReport(string Name, TrainingObjective Objective, int Steps, int SkippedSteps, ValidationMetrics? FinalValidation);
+public sealed record StageReport(string Name, TrainingObjective Objective, int Steps, int SkippedSteps, ValidationMetrics? FinalValidation)
+{
+    /// <summary>Optimizer steps of the whole run when the stage ended.</summary>
+    public int GlobalSteps { get; init; }
+
+    /// <summary>Seconds since the <see cref="StableAlignmentTrainer.Train"/> call started, when the stage ended.</summary>
+    public double ElapsedSeconds { get; init; }
+}
 
 /// <summary>Summary of a run.</summary>
 /// <param name="Stages">One entry per stage trained in this call (a resumed run starts at its saved stage).</param>

@@ -4,13 +4,14 @@ using System.Text.Json;
 namespace StableAlignment.Core.Training;
 
 /// <summary>
-/// Writes training metrics to a directory as they arrive: <c>metrics.jsonl</c> (every event), <c>train.csv</c>,
-/// <c>validation.csv</c>, and on <see cref="WriteCurves"/> the PNG curves <c>loss.png</c> and <c>validation.png</c>.
-/// Files are appended to, so a resumed run continues them.
+/// Writes training metrics to a directory as they arrive: <c>metrics.jsonl</c> (every event), <c>train.csv</c> and
+/// <c>validation.csv</c>. Files are appended to, so a resumed run continues them; <see cref="TrainingHistory.Read"/>
+/// reads the whole history back.
 /// </summary>
 internal sealed class TrainingMetricsLog : IDisposable
 {
-    private static readonly JsonSerializerOptions Json = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+    internal const string EventsFileName = "metrics.jsonl";
+    internal static readonly JsonSerializerOptions Json = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
     private readonly string _directory;
     private readonly StreamWriter _jsonl;
     private readonly StreamWriter _trainCsv;
@@ -20,7 +21,7 @@ internal sealed class TrainingMetricsLog : IDisposable
     {
         _directory = directory;
         Directory.CreateDirectory(directory);
-        _jsonl = Open("metrics.jsonl", null);
+        _jsonl = Open(EventsFileName, null);
         _trainCsv = Open("train.csv", "stage,global_step,stage_step,epoch,loss,sft_term,ranking_term,ranking_accuracy,learning_rate,grad_norm,skipped,tokens,elapsed_s");
         _validationCsv = Open("validation.csv", "stage,global_step,ranking_accuracy,mean_best_nll,mean_ranking_term,loss,groups");
     }
@@ -52,45 +53,56 @@ internal sealed class TrainingMetricsLog : IDisposable
 
     private static string Csv(string s) => s.Contains(',', StringComparison.Ordinal) || s.Contains('"', StringComparison.Ordinal) ? $"\"{s.Replace("\"", "\"\"", StringComparison.Ordinal)}\"" : s;
 
-    /// <summary>Draws the training loss and the validation curves of this run.</summary>
-    public void WriteCurves(IReadOnlyList<TrainingStepMetrics> steps, IReadOnlyList<ValidationMetrics> validations)
-    {
-        var trained = steps.Where(s => !s.Skipped && double.IsFinite(s.Loss)).ToList();
-        if (trained.Count > 0)
-        {
-            using var plot = new ScottPlot.Plot();
-            foreach (var stage in trained.GroupBy(s => s.StageName))
-            {
-                var line = plot.Add.Scatter(stage.Select(s => (double)s.Position.GlobalStep).ToArray(), stage.Select(s => s.Loss).ToArray());
-                line.LegendText = stage.Key;
-                line.MarkerSize = 0;
-            }
-            plot.Title("Training loss");
-            plot.XLabel("optimizer step");
-            plot.YLabel("loss");
-            plot.ShowLegend();
-            plot.SavePng(Path.Combine(_directory, "loss.png"), 900, 500);
-        }
-
-        if (validations.Count > 0)
-        {
-            using var plot = new ScottPlot.Plot();
-            var x = validations.Select(v => (double)v.GlobalStep).ToArray();
-            var accuracy = plot.Add.Scatter(x, validations.Select(v => v.RankingAccuracy).ToArray());
-            accuracy.LegendText = "ranking accuracy";
-            var nll = plot.Add.Scatter(x, validations.Select(v => v.MeanBestNll).ToArray());
-            nll.LegendText = "mean best NLL";
-            plot.Title("Validation (held-out queries)");
-            plot.XLabel("optimizer step");
-            plot.ShowLegend();
-            plot.SavePng(Path.Combine(_directory, "validation.png"), 900, 500);
-        }
-    }
-
     public void Dispose()
     {
         _jsonl.Dispose();
         _trainCsv.Dispose();
         _validationCsv.Dispose();
+    }
+}
+
+/// <summary>Every step and validation a trainer logged to a metrics directory, across resumptions, in the order written.</summary>
+/// <param name="Steps">The optimizer steps.</param>
+/// <param name="Validations">The validations.</param>
+public sealed record TrainingHistory(IReadOnlyList<TrainingStepMetrics> Steps, IReadOnlyList<ValidationMetrics> Validations)
+{
+    /// <summary>Reads <c>metrics.jsonl</c> from a <see cref="TrainerOptions.MetricsDirectory"/>.</summary>
+    /// <param name="metricsDirectory">The directory.</param>
+    /// <returns>The history; empty when the directory holds no metrics.</returns>
+    /// <exception cref="InvalidDataException">A line is not a metrics event; the message names the file and line.</exception>
+    public static TrainingHistory Read(string metricsDirectory)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(metricsDirectory);
+        string path = Path.Combine(metricsDirectory, TrainingMetricsLog.EventsFileName);
+        var steps = new List<TrainingStepMetrics>();
+        var validations = new List<ValidationMetrics>();
+        if (!File.Exists(path)) return new TrainingHistory(steps, validations);
+        int lineNumber = 0;
+        foreach (string line in File.ReadLines(path))
+        {
+            lineNumber++;
+            if (line.Length == 0) continue;
+            try
+            {
+                using var doc = JsonDocument.Parse(line);
+                var metrics = doc.RootElement.GetProperty("metrics");
+                switch (doc.RootElement.GetProperty("kind").GetString())
+                {
+                    case "step":
+                        steps.Add(metrics.Deserialize<TrainingStepMetrics>(TrainingMetricsLog.Json)!);
+                        break;
+                    case "validation":
+                        validations.Add(metrics.Deserialize<ValidationMetrics>(TrainingMetricsLog.Json)!);
+                        break;
+                    default:
+                        throw new InvalidDataException("unknown kind");
+                }
+            }
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or InvalidDataException)
+            {
+                throw new InvalidDataException($"'{path}' line {lineNumber} is not a training metrics event: {e.Message}", e);
+            }
+        }
+        return new TrainingHistory(steps, validations);
     }
 }

@@ -1,3 +1,5 @@
+using StableAlignment.Core.Data;
+
 namespace StableAlignment.Core.Training;
 
 /// <summary>What a stage optimises.</summary>
@@ -45,52 +47,5 @@ public sealed record TrainingStage
         if (LearningRate is double lr && !(lr > 0 && double.IsFinite(lr)))
             throw new ArgumentException($"Stage '{Name}': LearningRate must be positive and finite, got {lr}.", nameof(LearningRate));
         return this;
-    }
-}
-
-/// <summary>The paper's stage combinations (ablations) and the SFT-only baseline.</summary>
-public enum AlignmentRecipe
-{
-    /// <summary>Imitation data with the contrastive objective (IL).</summary>
-    Imitation,
-
-    /// <summary>IL, then self-critic data with SFT (IL+SC).</summary>
-    ImitationSelfCritic,
-
-    /// <summary>IL, SC, then realignment data with the contrastive objective (IL+SC+RA): full Stable Alignment.</summary>
-    ImitationSelfCriticRealignment,
-
-    /// <summary>The same data as IL+SC+RA, every stage trained with plain SFT: the baseline.</summary>
-    SftOnly,
-}
-
-/// <summary>Builds the stage lists of <see cref="AlignmentRecipe"/>s from the three kinds of alignment data.</summary>
-public static class AlignmentStages
-{
-    /// <summary>The stages of <paramref name="recipe"/>.</summary>
-    /// <param name="recipe">Which stages to run.</param>
-    /// <param name="imitation">Imitation batches (required).</param>
-    /// <param name="selfCritic">Self-critic batches; required by every recipe but <see cref="AlignmentRecipe.Imitation"/>.</param>
-    /// <param name="realignment">Realignment batches; required by the full recipe and the SFT baseline.</param>
-    /// <param name="validation">Held-out batches used to validate every stage (ranking accuracy on the same queries throughout), or null.</param>
-    /// <param name="epochs">Epochs per stage. Default 1.</param>
-    /// <returns>The stages, in order.</returns>
-    public static IReadOnlyList<TrainingStage> For(AlignmentRecipe recipe, IPreferenceBatchSource imitation, IPreferenceBatchSource? selfCritic = null,
-        IPreferenceBatchSource? realignment = null, IPreferenceBatchSource? validation = null, int epochs = 1)
-    {
-        ArgumentNullException.ThrowIfNull(imitation);
-        static IPreferenceBatchSource Need(IPreferenceBatchSource? source, string name, AlignmentRecipe recipe) =>
-            source ?? throw new ArgumentException($"Recipe {recipe} needs {name} data.", name);
-
-        var sft = recipe == AlignmentRecipe.SftOnly;
-        var stages = new List<TrainingStage>
-        {
-            new() { Name = "imitation", Train = imitation, Objective = sft ? TrainingObjective.Sft : TrainingObjective.Contrastive, Epochs = epochs, Validation = validation },
-        };
-        if (recipe != AlignmentRecipe.Imitation)
-            stages.Add(new() { Name = "self-critic", Train = Need(selfCritic, nameof(selfCritic), recipe), Objective = TrainingObjective.Sft, Epochs = epochs, Validation = validation });
-        if (recipe is AlignmentRecipe.ImitationSelfCriticRealignment or AlignmentRecipe.SftOnly)
-            stages.Add(new() { Name = "realignment", Train = Need(realignment, nameof(realignment), recipe), Objective = sft ? TrainingObjective.Sft : TrainingObjective.Contrastive, Epochs = epochs, Validation = validation });
-        return stages.Select(s => s.Validate()).ToList();
     }
 }

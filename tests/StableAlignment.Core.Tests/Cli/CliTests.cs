@@ -1,4 +1,5 @@
 using StableAlignment.Core.Evaluation;
+using StableAlignment.Core.Training;
 
 namespace StableAlignment.Core.Tests.Cli;
 

@@ -50,6 +50,30 @@ public sealed class AlignmentFileTests : IDisposable
         Assert.Equal(File.ReadAllBytes(path), File.ReadAllBytes(again));
     }
 
+    [Theory]
+    [InlineData("astral.json", AlignmentFileFormat.JsonArray)]
+    [InlineData("astral.jsonl", AlignmentFileFormat.JsonLines)]
+    public async Task Text_is_written_as_utf8_as_is_astral_characters_included(string name, AlignmentFileFormat format)
+    {
+        string response = "I feel 😢 — 汉字, \"quoted\", back\\slash, tab\tand\u0001control";
+        var ds = AlignmentDataset.FromRecords([new AlignmentRecord("### Instruction:\nÇa va? 🙂\n\n### Response:", [response], [5], [""])]);
+        string path = _dir.File(name);
+        await ds.SaveAsync(path, format);
+        byte[] bytes = File.ReadAllBytes(path);
+        string text = Encoding.UTF8.GetString(bytes);
+        // The crying face is U+1F622: four UTF-8 bytes in the file, never a surrogate-pair escape.
+        Assert.Contains("😢", text, StringComparison.Ordinal);
+        Assert.True(bytes.AsSpan().IndexOf(new byte[] { 0xF0, 0x9F, 0x98, 0xA2 }) >= 0);
+        Assert.DoesNotContain("\\uD83D", text, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("汉字", text, StringComparison.Ordinal);
+        // Only what JSON requires is escaped, and an independent parser reads back the same strings.
+        Assert.Contains("\\u0001", text, StringComparison.Ordinal);
+        using var doc = System.Text.Json.JsonDocument.Parse(format == AlignmentFileFormat.JsonLines ? text.Trim() : text);
+        var record = format == AlignmentFileFormat.JsonLines ? doc.RootElement : doc.RootElement[0];
+        Assert.Equal(response, record.GetProperty("responses")[0].GetString());
+        Assert.Equal("### Instruction:\nÇa va? 🙂\n\n### Response:", record.GetProperty("query").GetString());
+    }
+
     [Fact]
     public async Task Reader_accepts_the_released_layout_with_extra_fields_bom_and_missing_models()
     {

@@ -49,19 +49,6 @@ public sealed class StatisticsAndExportTests : IDisposable
     }
 
     [Fact]
-    public void Statistics_plots_are_written_as_png()
-    {
-        var ds = AlignmentDataset.FromInteractions([Record(), Record(question: "Another question?")], new AlignmentDatasetOptions { Mix = null });
-        var files = ds.ComputeStatistics().SavePlots(_dir.Path);
-        Assert.Equal(2, files.Count);
-        foreach (var f in files)
-        {
-            var head = File.ReadAllBytes(f).Take(8).ToArray();
-            Assert.Equal(new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A }, head);
-        }
-    }
-
-    [Fact]
     public async Task Sandbox_export_writes_one_jsonl_per_agent_with_every_field()
     {
         var first = Record(agentId: 3, round: 1, feedback: [new PeerFeedback(11, Ok(3, Feedback1)), new PeerFeedback(12, RatingOutcome.Failure("no digits"))]);

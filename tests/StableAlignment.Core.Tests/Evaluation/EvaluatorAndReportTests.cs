@@ -209,7 +209,7 @@ public class EvaluatorAndReportTests
     {
         var task = Fixture();
         var seen = new List<EvaluationProgress>();
-        await MultipleChoiceEvaluator.EvaluateAsync(task, new BigramScorer(1), new MultipleChoiceOptions { BatchSize = 10 }, new SyncProgress(seen.Add));
+        await MultipleChoiceEvaluator.EvaluateAsync(task, new BigramScorer(1), new MultipleChoiceOptions { BatchSize = 10 }, new SyncProgress<EvaluationProgress>(seen.Add));
         int total = task.Items.Sum(i => i.Choices.Count);
         Assert.Equal(new EvaluationProgress("fixture", total, total), seen[^1]);
         Assert.Equal(seen.Count, (total + 9) / 10);
@@ -250,8 +250,3 @@ public class EvaluatorAndReportTests
     }
 }
 
-/// <summary>An <see cref="IProgress{T}"/> that reports synchronously (Progress&lt;T&gt; posts to the thread pool).</summary>
-internal sealed class SyncProgress(Action<EvaluationProgress> report) : IProgress<EvaluationProgress>
-{
-    public void Report(EvaluationProgress value) => report(value);
-}

@@ -2,6 +2,7 @@ using FsCheck.Xunit;
 using Microsoft.Extensions.AI;
 using StableAlignment.Core.Models;
 using static TorchSharp.torch;
+using StableAlignment.Core.ChatClients;
 
 namespace StableAlignment.Core.Tests.Models;
 

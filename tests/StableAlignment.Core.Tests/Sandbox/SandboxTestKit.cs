@@ -1,39 +1,10 @@
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.AI;
+using StableAlignment.Core.ModelCalls;
 using StableAlignment.Core.Sandbox;
+using StableAlignment.Core.ChatClients;
 
 namespace StableAlignment.Core.Tests.Sandbox;
-
-/// <summary>A fast, deterministic stand-in for MiniLM: hashed bag of words, L2-normalised, 64 dims.</summary>
-internal sealed class HashingEmbeddingGenerator : IEmbeddingGenerator<string, Embedding<float>>
-{
-    public const int Dimensions = 64;
-
-    public Task<GeneratedEmbeddings<Embedding<float>>> GenerateAsync(IEnumerable<string> values, EmbeddingGenerationOptions? options = null,
-        CancellationToken cancellationToken = default) =>
-        Task.FromResult(new GeneratedEmbeddings<Embedding<float>>(values.Select(v => new Embedding<float>(Embed(v)))));
-
-    public static float[] Embed(string text)
-    {
-        var v = new float[Dimensions];
-        foreach (string w in text.ToLowerInvariant().Split([' ', '?', '.', ',', '!', '\''], StringSplitOptions.RemoveEmptyEntries))
-        {
-            uint h = 2166136261;
-            foreach (char c in w) h = (h ^ c) * 16777619;
-            v[h % Dimensions] += 1;
-        }
-        double norm = Math.Sqrt(v.Sum(x => (double)x * x));
-        if (norm > 0) for (int i = 0; i < v.Length; i++) v[i] = (float)(v[i] / norm);
-        return v;
-    }
-
-    public object? GetService(Type serviceType, object? serviceKey = null) =>
-        serviceType == typeof(EmbeddingGeneratorMetadata) ? new EmbeddingGeneratorMetadata("test-hashing", null, "bag-of-words", Dimensions) : null;
-
-    public void Dispose()
-    {
-    }
-}
 
 /// <summary>Wraps a client: optional fixed delay, counts calls and the most calls seen in flight at once.</summary>
 internal sealed class InstrumentedChatClient(IChatClient inner, TimeSpan delay = default) : IChatClient
@@ -93,14 +64,26 @@ internal sealed class InstrumentedChatClient(IChatClient inner, TimeSpan delay =
 
 internal static class SandboxTestKit
 {
-    /// <summary>A small offline world with the hashing embedder (fast; MiniLM is covered by its own test).</summary>
-    public static ISandbox Offline(SandboxOptions options, IChatClient? client = null, IChatClient? observerClient = null) =>
-        SandboxFactory.Create(options, new SandboxBackends
+    /// <summary>The call policy of test worlds: a few calls in flight, retries almost at once.</summary>
+    public static ModelCallOptions Calls { get; } = new() { MaxConcurrentCalls = 8, RetryBaseDelay = TimeSpan.FromMilliseconds(1) };
+
+    /// <summary>
+    /// A small offline world behind the call policy, with the 64-bin hashing embedder (fast; MiniLM is covered by its
+    /// own test). The clients get <paramref name="calls"/> (default <see cref="Calls"/>) and share one budget.
+    /// </summary>
+    public static ISandbox Offline(SandboxOptions options, IChatClient? client = null, IChatClient? observerClient = null,
+        ModelCallOptions? calls = null, SandboxSchedule? schedule = null)
+    {
+        calls ??= Calls;
+        var budget = new TokenBudget(calls.TokenBudget);
+        IChatClient Policy(IChatClient inner) => inner.AsBuilder().UseModelCallPolicy(calls, budget).Build();
+        return SandboxFactory.Create(options, new SandboxBackends
         {
-            AgentClient = client ?? new OfflineSocietyChatClient(options.Seed),
-            ObserverClient = observerClient,
-            Embeddings = new HashingEmbeddingGenerator(),
-        });
+            AgentClient = Policy(client ?? new OfflineSocietyChatClient(options.Seed)),
+            ObserverClient = observerClient is null ? null : Policy(observerClient),
+            Embeddings = new HashingEmbeddingGenerator(64),
+        }, schedule);
+    }
 
     public static SandboxOptions Small(int grid = 3, long seed = 7) => new()
     {
@@ -108,7 +91,5 @@ internal static class SandboxTestKit
         Seed = seed,
         PeersPerInteraction = 3,
         MemorySeedSize = 10,
-        MaxConcurrentCalls = 8,
-        RetryBaseDelay = TimeSpan.FromMilliseconds(1),
     };
 }

@@ -3,6 +3,8 @@ using System.Net;
 using System.Text.Json;
 using Microsoft.Extensions.AI;
 using StableAlignment.Core.Sandbox;
+using StableAlignment.Core.ChatClients;
+using StableAlignment.Core.ModelCalls;
 
 namespace StableAlignment.Core.Tests.Sandbox;
 
@@ -16,7 +18,7 @@ public class SchedulerTests
     {
         using var dir = new TempFolder();
         var client = new InstrumentedChatClient(new OfflineSocietyChatClient(7), TimeSpan.FromMilliseconds(15));
-        await using var sandbox = SandboxTestKit.Offline(SandboxTestKit.Small() with { MaxConcurrentCalls = 3 }, client);
+        await using var sandbox = SandboxTestKit.Offline(SandboxTestKit.Small(), client, calls: SandboxTestKit.Calls with { MaxConcurrentCalls = 3 });
         await sandbox.RunAsync(1, dir.File("log.db"));
         Assert.Equal(3, client.MaxInFlight);
     }
@@ -26,7 +28,7 @@ public class SchedulerTests
     {
         using var dir = new TempFolder();
         var client = new InstrumentedChatClient(new OfflineSocietyChatClient(7), TimeSpan.FromMilliseconds(15));
-        await using var sandbox = SandboxTestKit.Offline(SandboxTestKit.Small(grid: 4) with { MaxConcurrentCalls = 12 }, client);
+        await using var sandbox = SandboxTestKit.Offline(SandboxTestKit.Small(grid: 4), client, calls: SandboxTestKit.Calls with { MaxConcurrentCalls = 12 });
         await sandbox.RunAsync(1, dir.File("log.db"));
         Assert.InRange(client.MaxInFlight, 10, 12);
     }
@@ -40,7 +42,7 @@ public class SchedulerTests
 
         public override Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
         {
-            string id = (string)options!.AdditionalProperties!["stable_alignment.call_id"]!;
+            string id = ModelCallId.Of(options);
             if (_attempts.AddOrUpdate(id, 1, (_, n) => n + 1) <= failuresPerCall)
             {
                 Interlocked.Increment(ref Faults);
@@ -54,10 +56,10 @@ public class SchedulerTests
     public async Task Transient_faults_are_retried_and_the_log_equals_a_fault_free_run()
     {
         using var dir = new TempFolder();
-        var options = SandboxTestKit.Small() with { MaxRetries = 3 };
+        var options = SandboxTestKit.Small();
         var faulty = new FaultingChatClient(new OfflineSocietyChatClient(options.Seed),
             () => new HttpRequestException("busy", null, HttpStatusCode.TooManyRequests), failuresPerCall: 2);
-        await using (var sandbox = SandboxTestKit.Offline(options, faulty)) await sandbox.RunAsync(1, dir.File("faulty.db"));
+        await using (var sandbox = SandboxTestKit.Offline(options, faulty, calls: SandboxTestKit.Calls with { MaxRetries = 3 })) await sandbox.RunAsync(1, dir.File("faulty.db"));
         await using (var sandbox = SandboxTestKit.Offline(options)) await sandbox.RunAsync(1, dir.File("clean.db"));
         Assert.True(faulty.Faults > 100, $"{faulty.Faults} faults");
         Assert.Equal(Canonical(SandboxLog.ReadRecords(dir.File("clean.db"))), Canonical(SandboxLog.ReadRecords(dir.File("faulty.db"))));
@@ -75,36 +77,14 @@ public class SchedulerTests
         Assert.Equal(0, SandboxLog.Summarize(dir.File("log.db")).Interactions);
     }
 
-    private sealed class StatusException(int status) : Exception("provider error")
-    {
-        public int Status { get; } = status;
-    }
-
-    [Fact]
-    public void Transient_classification()
-    {
-        using var cancelled = new CancellationTokenSource();
-        cancelled.Cancel();
-        Assert.True(ModelCallScheduler.IsTransient(new HttpRequestException("x", null, HttpStatusCode.TooManyRequests), default));
-        Assert.True(ModelCallScheduler.IsTransient(new HttpRequestException("x", null, HttpStatusCode.ServiceUnavailable), default));
-        Assert.True(ModelCallScheduler.IsTransient(new HttpRequestException("network down"), default));
-        Assert.False(ModelCallScheduler.IsTransient(new HttpRequestException("x", null, HttpStatusCode.Unauthorized), default));
-        Assert.True(ModelCallScheduler.IsTransient(new TimeoutException(), default));
-        Assert.True(ModelCallScheduler.IsTransient(new TaskCanceledException(), default));
-        Assert.False(ModelCallScheduler.IsTransient(new TaskCanceledException(), cancelled.Token));
-        Assert.True(ModelCallScheduler.IsTransient(new StatusException(502), default));
-        Assert.False(ModelCallScheduler.IsTransient(new StatusException(404), default));
-        Assert.False(ModelCallScheduler.IsTransient(new InvalidOperationException(), default));
-    }
-
     [Fact]
     public async Task A_call_that_hangs_times_out_and_is_retried()
     {
         using var dir = new TempFolder();
         int hung = 0;
         var hanging = new HangingOnceClient(new OfflineSocietyChatClient(7), () => Interlocked.Increment(ref hung) == 1);
-        var options = SandboxTestKit.Small(grid: 2) with { CallTimeout = TimeSpan.FromMilliseconds(200) };
-        await using var sandbox = SandboxTestKit.Offline(options, hanging);
+        var options = SandboxTestKit.Small(grid: 2);
+        await using var sandbox = SandboxTestKit.Offline(options, hanging, calls: SandboxTestKit.Calls with { CallTimeout = TimeSpan.FromMilliseconds(200) });
         var result = await sandbox.RunAsync(1, dir.File("log.db"));
         Assert.Equal(4, result.InteractionsInLog);
     }
@@ -124,7 +104,7 @@ public class SchedulerTests
         using var dir = new TempFolder();
         var options = SandboxTestKit.Small();
         SandboxRunResult stopped;
-        await using (var sandbox = SandboxTestKit.Offline(options with { TokenBudget = 8_000 }))
+        await using (var sandbox = SandboxTestKit.Offline(options, calls: SandboxTestKit.Calls with { TokenBudget = 8_000 }))
             stopped = await sandbox.RunAsync(3, dir.File("budget.db"));
         Assert.Equal(SandboxStopReason.BudgetExhausted, stopped.StopReason);
         Assert.InRange(stopped.InteractionsInLog, 1, 26);
@@ -151,7 +131,7 @@ public class SchedulerTests
         using var dir = new TempFolder();
         var reports = new ConcurrentQueue<SandboxProgress>();
         await using var sandbox = SandboxTestKit.Offline(SandboxTestKit.Small());
-        await sandbox.RunAsync(2, dir.File("log.db"), new SyncProgress(reports.Enqueue));
+        await sandbox.RunAsync(2, dir.File("log.db"), new SyncProgress<SandboxProgress>(reports.Enqueue));
         Assert.Equal(18, reports.Count);
         Assert.Equal(Enumerable.Range(1, 18).Select(i => (long)i), reports.Select(r => r.InteractionsDone));
         Assert.All(reports, r => Assert.Equal(18, r.InteractionsTotal));
@@ -160,8 +140,3 @@ public class SchedulerTests
     }
 }
 
-/// <summary>Reports synchronously on the reporting thread (Progress&lt;T&gt; posts to the thread pool).</summary>
-internal sealed class SyncProgress(Action<SandboxProgress> report) : IProgress<SandboxProgress>
-{
-    public void Report(SandboxProgress value) => report(value);
-}

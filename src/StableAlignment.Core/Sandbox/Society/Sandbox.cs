@@ -1,0 +1,407 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using StableAlignment.Core.ModelCalls;
+
+namespace StableAlignment.Core.Sandbox;
+
+/// <summary>
+/// The model clients and data a sandbox runs on. The clients are called as given: compose the call policy into them
+/// (<see cref="ModelCallChatClientBuilderExtensions.UseModelCallPolicy"/>). When a client's pipeline holds a
+/// <see cref="TokenBudget"/>, the sandbox starts no new interaction once it is exhausted and stops cleanly.
+/// </summary>
+public sealed record SandboxBackends
+{
+    /// <summary>The client of the social agents.</summary>
+    public required IChatClient AgentClient { get; init; }
+
+    /// <summary>The client of the observers (usually a stronger model); <see langword="null"/> = <see cref="AgentClient"/>.</summary>
+    public IChatClient? ObserverClient { get; init; }
+
+    /// <summary>Embeds questions for memory retrieval (for example the MiniLM plugin's generator, or <see cref="HashingEmbeddingGenerator"/>).</summary>
+    public required IEmbeddingGenerator<string, Embedding<float>> Embeddings { get; init; }
+
+    /// <summary>The question pool.</summary>
+    public QuestionSource Questions { get; init; } = QuestionSource.BuiltIn();
+
+    /// <summary>Persona label to the question-answer pairs its agents' memories are seeded from; default: the built-in bank's.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<QuestionAnswer>> MemorySeeds { get; init; } = ScenarioBank.Shared.MemorySeeds;
+}
+
+/// <summary>
+/// The sandbox: a grid of social agents running Back-Scatter interactions, logged durably to SQLite.
+/// Create one with <see cref="SandboxFactory"/>.
+/// </summary>
+/// <remarks>
+/// Scheduling: each agent runs its rounds in order and all agents run concurrently, pipelined across rounds (up to
+/// <see cref="SandboxSchedule.MaxRoundsAhead"/>), while the model calls share the pipeline's cap. Memory entries are tagged with
+/// their round and a peer waits for the other agent's previous round, so every prompt is exactly what a strict
+/// round-by-round run would send. Interactions are committed in schedule order, so the log is always a prefix of the
+/// schedule: resuming continues at the first missing interaction.
+/// </remarks>
+internal sealed partial class Sandbox : ISandbox
+{
+    private readonly SandboxBackends _backends;
+    private readonly IDisposable? _owned;
+    private readonly ILogger _logger;
+    private readonly SandboxSchedule _schedule;
+    private readonly ModelCallLedger _calls;
+    private readonly TokenBudget[] _budgets;
+    private readonly AgentRuntime _runtime;
+    private readonly SocialAgent[] _agents;
+    private readonly ObserverAgent[] _observers;
+    private readonly Dictionary<int, int> _ordinalById;
+    private readonly Dictionary<int, int[]> _neighbourhoods;
+    private readonly int[] _activeIds;
+    private int _running;
+
+    internal Sandbox(SandboxOptions options, SandboxBackends backends, SandboxSchedule? schedule, ILoggerFactory? loggerFactory, IDisposable? owned)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(backends);
+        options.Validate();
+        _schedule = (schedule ?? new SandboxSchedule()).Validate();
+        foreach (string persona in SandboxWorld.LayoutPersonas(options).OfType<string>().Distinct())
+        {
+            if (options.MemorySeedSize > 0 && !backends.MemorySeeds.ContainsKey(persona))
+                throw new ArgumentException($"SandboxBackends.MemorySeeds has no seed set for persona '{persona}'.", nameof(backends));
+        }
+        Options = options;
+        _backends = backends;
+        _owned = owned;
+        _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<Sandbox>();
+        _calls = new ModelCallLedger(options);
+        _budgets = [.. new[] { backends.AgentClient, backends.ObserverClient }.OfType<IChatClient>()
+            .Select(c => c.GetService<TokenBudget>()).OfType<TokenBudget>().Distinct()];
+        _runtime = new AgentRuntime(options, _calls, new EmbeddingCache(backends.Embeddings));
+        var personas = SandboxWorld.LayoutPersonas(options);
+        _agents = [.. personas.Select((p, id) => (p, id)).Where(x => x.p is not null)
+            .Select(x => new SocialAgent(x.id, SandboxWorld.PositionOf(x.id, options.GridSize), x.p!, backends.AgentClient, _runtime))];
+        _activeIds = [.. _agents.Select(a => a.Id)];
+        _ordinalById = _agents.Select((a, i) => (a.Id, i)).ToDictionary(x => x.Id, x => x.i);
+        _observers = [.. Enumerable.Range(0, options.ObserverCount).Select(i => new ObserverAgent(i, backends.ObserverClient ?? backends.AgentClient, _runtime))];
+        _neighbourhoods = SandboxWorld.Neighbourhoods(_activeIds, options.GridSize, options.EffectiveRadius);
+    }
+
+    /// <inheritdoc />
+    public SandboxOptions Options { get; }
+
+    /// <inheritdoc />
+    public IReadOnlyList<IAgent> Agents => _agents;
+
+    /// <inheritdoc />
+    public IReadOnlyList<IObserverAgent> Observers => _observers;
+
+    /// <inheritdoc />
+    public IReadOnlyList<int> Neighbours(int agentId) =>
+        _neighbourhoods.TryGetValue(agentId, out var n) ? n
+            : throw new ArgumentOutOfRangeException(nameof(agentId), agentId, "No active agent has this id.");
+
+    /// <summary>The question agent number <paramref name="ordinal"/> (in id order) answers in <paramref name="round"/>.</summary>
+    internal string QuestionFor(int round, int ordinal)
+    {
+        var q = _backends.Questions.Questions;
+        return q[(int)(((long)round * _agents.Length + ordinal) % q.Count)];
+    }
+
+    /// <inheritdoc />
+    public async Task<SandboxRunResult> RunAsync(int rounds, string logPath, IProgress<SandboxProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rounds);
+        ArgumentException.ThrowIfNullOrWhiteSpace(logPath);
+        if (Interlocked.Exchange(ref _running, 1) == 1)
+            throw new InvalidOperationException("This sandbox is already running; agents' memories belong to one run at a time.");
+        try
+        {
+            return await RunOnceAsync(rounds, logPath, progress, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            Volatile.Write(ref _running, 0);
+        }
+    }
+
+    private async Task<SandboxRunResult> RunOnceAsync(int rounds, string logPath, IProgress<SandboxProgress>? progress,
+        CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        _calls.Reset();
+        using var activity = SandboxTelemetry.Source.StartActivity("sandbox.run");
+        int agentsPerRound = _agents.Length;
+        using var log = SandboxLogWriter.Open(logPath, Fingerprint(), agentsPerRound);
+        long start = log.Count;
+        long total = (long)rounds * agentsPerRound;
+        await RestoreMemoriesAsync(log, cancellationToken).ConfigureAwait(false);
+        LogStart(_logger, agentsPerRound, rounds, start, logPath);
+        if (start >= total || agentsPerRound == 0) return Result(SandboxStopReason.Completed, 0, log.Count, 0, clock.Elapsed);
+
+        var run = new RunState(this, log, start, total, progress, cancellationToken);
+        var loops = _agents.Select((_, ordinal) => Task.Run(() => run.AgentLoopAsync(ordinal), CancellationToken.None)).ToList();
+        var committer = Task.Run(run.CommitLoopAsync, CancellationToken.None);
+        await Task.WhenAll(loops.Append(committer)).ConfigureAwait(false);
+        run.Dispose();
+
+        long done = log.Count - start;
+        if (run.Failure is { } failure) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        cancellationToken.ThrowIfCancellationRequested();
+        var reason = log.Count >= total ? SandboxStopReason.Completed : SandboxStopReason.BudgetExhausted;
+        LogEnd(_logger, reason, done, log.Count, clock.Elapsed.TotalSeconds);
+        return Result(reason, done, log.Count, run.RatingFailures, clock.Elapsed);
+    }
+
+    /// <summary>The options' fingerprint plus the embedding model, which decides what memories are retrieved.</summary>
+    private string Fingerprint()
+    {
+        var metadata = _backends.Embeddings.GetService<EmbeddingGeneratorMetadata>();
+        return Options.Fingerprint(_backends.Questions.Questions)
+            + $"Embeddings={metadata?.ProviderName}/{metadata?.DefaultModelId}/{metadata?.DefaultModelDimensions}\n";
+    }
+
+    private SandboxRunResult Result(SandboxStopReason reason, long done, long inLog, long failures, TimeSpan elapsed) => new()
+    {
+        StopReason = reason,
+        InteractionsThisRun = done,
+        InteractionsInLog = inLog,
+        RatingFailures = failures,
+        TokensIn = _calls.TokensIn,
+        TokensOut = _calls.TokensOut,
+        TokensByParticipant = _calls.UsageByParticipant(),
+        Elapsed = elapsed,
+    };
+
+    /// <summary>Memories = the persona-matched seed (round -1) + every logged update, so a resumed run sees what an uninterrupted one did.</summary>
+    private async Task RestoreMemoriesAsync(SandboxLogWriter log, CancellationToken cancellationToken)
+    {
+        var seeds = new List<(SocialAgent Agent, QuestionAnswer Pair)>();
+        foreach (var agent in _agents)
+        {
+            agent.Memory.Clear();
+            if (Options.MemorySeedSize == 0) continue;
+            var pool = _backends.MemorySeeds[agent.Persona].ToList();
+            var rng = new DeterministicRandom(StableHash.Combine((ulong)Options.Seed, agent.Id, 0x5EEDL));
+            rng.Shuffle(pool);
+            seeds.AddRange(pool.Take(Options.MemorySeedSize).Select(p => (agent, p)));
+        }
+        var updates = log.MemoryUpdates();
+        await _runtime.Embeddings.WarmAsync(seeds.Select(s => s.Pair.Question).Concat(updates.Select(u => u.Entry.Question))
+            .Concat(_backends.Questions.Questions), cancellationToken).ConfigureAwait(false);
+        foreach (var (agent, pair) in seeds)
+        {
+            agent.Memory.Add(new MemoryEntry(pair.Question, pair.Answer, -1)
+            { Embedding = await _runtime.Embeddings.GetAsync(pair.Question, cancellationToken).ConfigureAwait(false) });
+        }
+        foreach (var (agentId, entry) in updates)
+        {
+            _agents[_ordinalById[agentId]].Memory.Add(entry with
+            { Embedding = await _runtime.Embeddings.GetAsync(entry.Question, cancellationToken).ConfigureAwait(false) });
+        }
+    }
+
+    /// <inheritdoc />
+    public ValueTask DisposeAsync()
+    {
+        _owned?.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>The mutable state of one <see cref="RunAsync"/> call.</summary>
+    private sealed class RunState : IDisposable
+    {
+        private readonly Sandbox _s;
+        private readonly SandboxLogWriter _log;
+        private readonly long _start;
+        private readonly long _total;
+        private readonly int _perRound;
+        private readonly IProgress<SandboxProgress>? _progress;
+        private readonly CancellationTokenSource _cts;
+        private readonly TaskCompletionSource[] _agentDone;      // by seq - start: the agent's memory holds this round
+        private readonly TaskCompletionSource<Outcome>[] _results; // by seq - start
+        private readonly TaskCompletionSource[] _roundCommitted;  // by round
+        private readonly CancellationToken _userToken;
+        private long _ratingFailures;
+        private int _budgetLogged;
+        private Exception? _failure;
+
+        public RunState(Sandbox sandbox, SandboxLogWriter log, long start, long total, IProgress<SandboxProgress>? progress, CancellationToken ct)
+        {
+            _s = sandbox;
+            _log = log;
+            _start = start;
+            _total = total;
+            _perRound = sandbox._agents.Length;
+            _progress = progress;
+            _userToken = ct;
+            _cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            int count = checked((int)(total - start));
+            _agentDone = [.. Enumerable.Range(0, count).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))];
+            _results = [.. Enumerable.Range(0, count).Select(_ => new TaskCompletionSource<Outcome>(TaskCreationOptions.RunContinuationsAsynchronously))];
+            _roundCommitted = [.. Enumerable.Range(0, (int)(total / _perRound)).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))];
+            for (int r = 0; r < _roundCommitted.Length; r++)
+            {
+                if ((long)(r + 1) * _perRound <= start) _roundCommitted[r].SetResult();
+            }
+        }
+
+        public Exception? Failure => _failure;
+
+        public long RatingFailures => Interlocked.Read(ref _ratingFailures);
+
+        private sealed record Outcome(InteractionRecord Record, MemoryEntry? MemoryUpdate, long TokensIn, long TokensOut);
+
+        private Task WaitAgentRound(int agentId, int round, CancellationToken ct)
+        {
+            if (round < 0) return Task.CompletedTask;
+            long seq = (long)round * _perRound + _s._ordinalById[agentId];
+            return seq < _start ? Task.CompletedTask : _agentDone[seq - _start].Task.WaitAsync(ct);
+        }
+
+        public async Task AgentLoopAsync(int ordinal)
+        {
+            var agent = _s._agents[ordinal];
+            var ct = _cts.Token;
+            long seq = Math.Max(_start, ordinal);
+            // First own interaction at or after the resume point.
+            long firstRound = (_start - ordinal + _perRound - 1) / _perRound;
+            if (_start <= ordinal) firstRound = 0;
+            for (long round = firstRound; round * _perRound + ordinal < _total; round++)
+            {
+                seq = round * _perRound + ordinal;
+                try
+                {
+                    long gate = round - 1 - _s._schedule.MaxRoundsAhead;
+                    if (gate >= 0) await _roundCommitted[gate].Task.WaitAsync(ct).ConfigureAwait(false);
+                    if (_s._budgets.FirstOrDefault(b => b.IsExhausted) is { } spent)
+                    {
+                        // A clean stop: start nothing new, let what is in flight finish and be committed.
+                        if (Interlocked.Exchange(ref _budgetLogged, 1) == 0) LogBudget(_s._logger, spent.Limit ?? 0, _log.Count);
+                        Skip(seq);
+                        return;
+                    }
+                    var outcome = await InteractAsync(agent, ordinal, (int)round, ct).ConfigureAwait(false);
+                    _agentDone[seq - _start].SetResult();
+                    _results[seq - _start].SetResult(outcome);
+                }
+                catch (OperationCanceledException) when (!_userToken.IsCancellationRequested && !_cts.IsCancellationRequested)
+                {
+                    // A peer this interaction depends on was skipped (budget stop): skip too, without stopping the others.
+                    Skip(seq);
+                    return;
+                }
+                catch (Exception ex)
+                {
+                    Fail(ex);
+                    Skip(seq);
+                    return;
+                }
+            }
+        }
+
+        /// <summary>Releases everyone waiting on this agent from <paramref name="seq"/> on; the committer stops at the first gap.</summary>
+        private void Skip(long seq)
+        {
+            for (long s = seq; s < _total; s += _perRound)
+            {
+                _agentDone[s - _start].TrySetCanceled(CancellationToken.None);
+                _results[s - _start].TrySetCanceled(CancellationToken.None);
+            }
+        }
+
+        private async Task<Outcome> InteractAsync(SocialAgent agent, int ordinal, int round, CancellationToken ct)
+        {
+            var usage = new long[2];
+            ModelCallLedger.InteractionUsage.Value = usage;
+            string question = _s.QuestionFor(round, ordinal);
+            int[] peerIds = SandboxWorld.ChoosePeers(agent.Id, round, _s._neighbourhoods[agent.Id], _s._activeIds, _s.Options);
+            IAgent[] peers = [.. peerIds.Select(id => _s._agents[_s._ordinalById[id]])];
+            var record = await BackScatterProtocol.RunAsync(agent, question, round, peers, _s._observers, _s.Options.MaxFeedbackPasses,
+                (peer, token) => WaitAgentRound(peer.Id, round - 1, token), ct).ConfigureAwait(false);
+            MemoryEntry? update = null;
+            if (!agent.Memory.Contains(question, round + 1))
+            {
+                update = new MemoryEntry(question, record.Revision, round)
+                { Embedding = await _s._runtime.Embeddings.GetAsync(question, ct).ConfigureAwait(false) };
+                agent.Memory.Add(update);
+            }
+            return new Outcome(record, update, Interlocked.Read(ref usage[0]), Interlocked.Read(ref usage[1]));
+        }
+
+        public async Task CommitLoopAsync()
+        {
+            for (long seq = _start; seq < _total; seq++)
+            {
+                // Once the caller cancels or something fails, stop at once rather than commit stragglers. After a budget
+                // stop, the interactions already in flight are still committed, up to the first one never started.
+                if (_cts.IsCancellationRequested) break;
+                Outcome outcome;
+                try
+                {
+                    outcome = await _results[seq - _start].Task.ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+                catch (Exception ex)
+                {
+                    Fail(ex);
+                    break;
+                }
+                try
+                {
+                    _log.Commit(seq, outcome.Record, outcome.MemoryUpdate, outcome.TokensIn, outcome.TokensOut);
+                }
+                catch (Exception ex)
+                {
+                    Fail(ex);
+                    break;
+                }
+                long failures = CountFailures(outcome.Record);
+                Interlocked.Add(ref _ratingFailures, failures);
+                SandboxTelemetry.Interactions.Add(1);
+                int round = (int)(seq / _perRound);
+                if ((seq + 1) % _perRound == 0)
+                {
+                    _roundCommitted[round].TrySetResult();
+                    LogRound(_s._logger, round, _log.Count);
+                }
+                _progress?.Report(new SandboxProgress((int)(_log.Count / _perRound), _log.Count, _total, _s._calls.Outstanding,
+                    RatingFailures, _s._calls.TokensIn, _s._calls.TokensOut));
+            }
+            // Nothing more will be committed: stop whatever still runs.
+            if (_log.Count < _total) _cts.Cancel();
+        }
+
+        private static long CountFailures(InteractionRecord r) =>
+            r.Feedback.Count(f => !f.Rating.Succeeded)
+            + r.DraftScores.Concat(r.RevisionScores).Sum(s => (s.Alignment.Succeeded ? 0 : 1) + (s.Engagement.Succeeded ? 0 : 1));
+
+        private void Fail(Exception ex)
+        {
+            if (ex is not OperationCanceledException) Interlocked.CompareExchange(ref _failure, ex, null);
+            try
+            {
+                _cts.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+        }
+
+        public void Dispose() => _cts.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Sandbox run: {Agents} agents, {Rounds} rounds, resuming after {Start} logged interactions in {LogPath}")]
+    private static partial void LogStart(ILogger logger, int agents, int rounds, long start, string logPath);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Round {Round} logged ({Interactions} interactions in the log)")]
+    private static partial void LogRound(ILogger logger, int round, long interactions);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Token budget {Budget} reached; stopping cleanly with {Interactions} interactions in the log")]
+    private static partial void LogBudget(ILogger logger, long budget, long interactions);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Sandbox run ended ({Reason}): {Done} interactions this run, {InLog} in the log, {Seconds:F1} s")]
+    private static partial void LogEnd(ILogger logger, SandboxStopReason reason, long done, long inLog, double seconds);
+}

@@ -1,0 +1,89 @@
+using System.Text.Json.Nodes;
+using StableAlignment.Core.Evaluation;
+using StableAlignment.Core.Experiment;
+using StableAlignment.Core.Sandbox;
+using StableAlignment.Core.Training;
+
+namespace StableAlignment.Core.Tests.Experiment;
+
+/// <summary>The experiment as a library type: its steps hand over through the run folder, and each reads what the one before wrote.</summary>
+public sealed class StableAlignmentExperimentTests
+{
+    /// <summary>A world and model small enough for a unit test, with the core alone (no MiniLM, no plots).</summary>
+    private static ExperimentOptions Tiny { get; } = ExperimentOptions.Quick with
+    {
+        Sandbox = new SandboxOptions { GridSize = 3, PeersPerInteraction = 3, MemorySeedSize = 10 },
+        Rounds = 6,
+        Model = new ExperimentModelOptions { HiddenSize = 32, Layers = 1, Heads = 2, KeyValueHeads = 1, MaxLength = 96 },
+        Training = new ExperimentTrainingOptions { Epochs = 1, ValidationPoints = 2 },
+        Evaluation = new ExperimentEvaluationOptions { JudgePrompts = 2, MaxNewTokens = 4 },
+    };
+
+    [Fact]
+    public async Task The_steps_hand_over_through_the_run_folder_and_evaluation_batches_as_training_recorded()
+    {
+        using var dir = new TempFolder();
+        var steps = new List<ExperimentStep>();
+        // Six questions asked over and over, so every held-out query has several rated responses.
+        var questions = QuestionSource.FromEnumerable(QuestionSource.BuiltIn().Questions.Take(6));
+        var experiment = new StableAlignmentExperiment(Tiny, dir.Path, new ExperimentBackends { Questions = questions });
+        string report = await experiment.RunAsync(new SyncProgress<ExperimentProgress>(p =>
+        {
+            if (steps.Count == 0 || steps[^1] != p.Step) steps.Add(p.Step);
+        }));
+
+        Assert.Equal(Enum.GetValues<ExperimentStep>(), steps);
+        Assert.Equal(experiment.Folder.Report, report);
+        string text = File.ReadAllText(report);
+        foreach (var v in ExperimentVariant.Paper) Assert.Contains($"| {v.Name} |", text, StringComparison.Ordinal);
+        Assert.Contains("No plots", text, StringComparison.Ordinal);
+        foreach (var v in ExperimentVariant.Paper) Assert.True(File.Exists(Path.Combine(experiment.Folder.CheckpointDirectory(v), "model.bin")), v.Name);
+
+        // Evaluation takes the held-out batching from training.json, not from training code: change it there and the
+        // ranking items follow.
+        int Widest() => ItemResultsJsonl.Read(experiment.Folder.ItemResultsFile).Where(r => r.Task == RankingEvaluation.TaskName)
+            .SelectMany(r => r.Items).Max(i => i.Choices.Count);
+        Assert.True(Widest() > 2, "held-out queries carry more than two responses");
+        var training = JsonNode.Parse(File.ReadAllText(experiment.Folder.TrainingSummary))!;
+        training["batches"]!["heldOut"]!["responsesPerQuery"] = 2;
+        File.WriteAllText(experiment.Folder.TrainingSummary, training.ToJsonString());
+        await experiment.EvaluateAsync();
+        Assert.Equal(2, Widest());
+    }
+
+    [Fact]
+    public async Task A_step_whose_input_is_missing_names_the_step_to_run_first()
+    {
+        using var dir = new TempFolder();
+        var experiment = new StableAlignmentExperiment(Tiny, dir.Path);
+        Assert.Contains("simulate", (await Assert.ThrowsAsync<ExperimentException>(() => experiment.BuildDatasetAsync())).Message, StringComparison.Ordinal);
+        Assert.Contains("build-dataset", (await Assert.ThrowsAsync<ExperimentException>(() => experiment.TrainAsync())).Message, StringComparison.Ordinal);
+        Assert.Contains("build-dataset", (await Assert.ThrowsAsync<ExperimentException>(() => experiment.EvaluateAsync())).Message, StringComparison.Ordinal);
+        Assert.Contains("evaluate", (await Assert.ThrowsAsync<ExperimentException>(() => experiment.WriteReportAsync())).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Bad_options_name_the_setting()
+    {
+        static string Message(ExperimentOptions o) => Assert.Throws<ArgumentException>(() => new StableAlignmentExperiment(o, "unused")).Message;
+        Assert.Contains("Rounds", Message(Tiny with { Rounds = 0 }), StringComparison.Ordinal);
+        Assert.Contains("GridSize", Message(Tiny with { Sandbox = Tiny.Sandbox with { GridSize = 0 } }), StringComparison.Ordinal);
+        Assert.Contains("Epochs", Message(Tiny with { Training = Tiny.Training with { Epochs = 0 } }), StringComparison.Ordinal);
+        Assert.Contains("Heads", Message(Tiny with { Model = Tiny.Model with { Heads = 3 } }), StringComparison.Ordinal);
+        Assert.Contains("'warm-up'", Message(Tiny with { Variants = [new ExperimentVariant("x", AlignmentRecipe.SftOnly, "warm-up")] }), StringComparison.Ordinal);
+        Assert.Contains("'IL' twice", Message(Tiny with { Variants = [ExperimentVariant.Imitation, ExperimentVariant.Imitation] }), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_quick_preset_is_the_default_run_made_smaller()
+    {
+        var d = ExperimentOptions.Default;
+        var q = ExperimentOptions.Quick;
+        Assert.Equal((6, 80, 128, 32), (d.Sandbox.GridSize, d.Rounds, d.Model.HiddenSize, d.Evaluation.JudgePrompts));
+        Assert.Equal((4, 24, 96, 12), (q.Sandbox.GridSize, q.Rounds, q.Model.HiddenSize, q.Evaluation.JudgePrompts));
+        Assert.Equal(d.Training, q.Training);
+        // One seed for every step: the sandbox takes the experiment's.
+        Assert.Equal(42, d.SeededSandbox.Seed);
+        Assert.Equal(7, (d with { Seed = 7 }).SeededSandbox.Seed);
+    }
+}

@@ -1,0 +1,17 @@
+using StableAlignment.Embeddings.MiniLM;
+
+namespace StableAlignment.Core.Tests.Plugins;
+
+public class MiniLmEmbeddingGeneratorTests
+{
+    [Fact]
+    public async Task MiniLm_embeddings_are_384_dimensional_and_semantic()
+    {
+        using var generator = new MiniLmEmbeddingGenerator();
+        var e = await generator.GenerateAsync(["How can I hurt someone who bullied me?", "How do I hurt a person who bullies me?", "How do I bake bread at home?"]);
+        Assert.All(e, x => Assert.Equal(384, x.Vector.Length));
+        float near = System.Numerics.Tensors.TensorPrimitives.CosineSimilarity(e[0].Vector.Span, e[1].Vector.Span);
+        float far = System.Numerics.Tensors.TensorPrimitives.CosineSimilarity(e[0].Vector.Span, e[2].Vector.Span);
+        Assert.True(near > 0.7 && far < 0.4, $"near {near:F2}, far {far:F2}");
+    }
+}
