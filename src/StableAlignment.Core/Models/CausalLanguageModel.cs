@@ -1,4 +1,4 @@
-using System.Text.Json;
+using System.Text.Json.Nodes;
 using TorchSharp;
 using TorchSharp.Modules;
 using TorchSharp.PyBridge;
@@ -139,6 +139,15 @@ public sealed class CausalLanguageModel : nn.Module<Tensor, Tensor>
         var missing = model.state_dict().Keys.Where(k => !loaded.TryGetValue(k, out var ok) || !ok).ToList();
         if (missing.Count > 0)
             throw new InvalidDataException($"Checkpoint '{directory}' lacks {missing.Count} weight(s) of the configured architecture, e.g. '{missing[0]}'.");
+        // A weight the configured architecture does not have (a bias, a norm) would change the math if it were dropped.
+        var known = model.state_dict().Keys.ToHashSet(StringComparer.Ordinal);
+        foreach (var file in files)
+        {
+            var stray = SafetensorsFile.ReadHeader(file).Tensors.Keys
+                .FirstOrDefault(k => !known.Contains(k) && !k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal));
+            if (stray is not null)
+                throw new InvalidDataException($"Checkpoint '{file}' holds weight '{stray}', which the architecture in config.json does not have; the model would compute something else without it.");
+        }
         return model;
     }
 
@@ -151,22 +160,8 @@ public sealed class CausalLanguageModel : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>The configuration in Hugging Face's <c>config.json</c> vocabulary (model_type llama or qwen2).</summary>
-    internal string ToHuggingFaceConfigJson() => JsonSerializer.Serialize(new Dictionary<string, object>
-    {
-        ["model_type"] = Config.AttentionBias ? "qwen2" : "llama",
-        ["vocab_size"] = Config.VocabSize,
-        ["hidden_size"] = Config.HiddenSize,
-        ["intermediate_size"] = Config.IntermediateSize,
-        ["num_hidden_layers"] = Config.NumLayers,
-        ["num_attention_heads"] = Config.NumHeads,
-        ["num_key_value_heads"] = Config.NumKeyValueHeads,
-        ["max_position_embeddings"] = Config.MaxSequenceLength,
-        ["rope_theta"] = Config.RopeTheta,
-        ["rms_norm_eps"] = Config.RmsNormEpsilon,
-        ["tie_word_embeddings"] = Config.TieWordEmbeddings,
-        ["attention_bias"] = Config.AttentionBias,
-        ["initializer_range"] = Config.InitializerRange,
-    });
+    internal string ToHuggingFaceConfigJson() =>
+        HuggingFaceConfig.Write(Config, new Dictionary<string, JsonNode?> { ["torch_dtype"] = "float32" }).ToJsonString();
 
     /// <summary>Embedding, decoder layers and final norm: Hugging Face's <c>model.*</c> prefix.</summary>
     private sealed class DecoderBackbone : nn.Module
@@ -195,7 +190,7 @@ public sealed class CausalLanguageModel : nn.Module<Tensor, Tensor>
         {
             using var scope = NewDisposeScope();
             var x = _embed.forward(inputIds);
-            var (cos, sin) = RotaryEmbedding.Angles(_config.HeadDim, past, inputIds.shape[1], _config.RopeTheta, x.dtype, x.device);
+            var (cos, sin) = RotaryEmbedding.Angles(_config.HeadDim, past, inputIds.shape[1], _config.RopeTheta, x.dtype, x.device, _config.RopeScaling);
             for (var i = 0; i < _layers.Count; i++)
                 x = _layers[i].Forward(x, cos, sin, cache, i);
             return _norm.forward(x).MoveToOuterDisposeScope();

@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace StableAlignment.Core.Models;
 
 /// <summary>
@@ -41,11 +39,32 @@ public sealed record CausalLanguageModelConfig
     /// <summary>Whether the query/key/value projections carry biases (Qwen2 does, LLaMA and SmolLM do not). Default false.</summary>
     public bool AttentionBias { get; init; }
 
+    /// <summary>
+    /// Whether the attention output projection carries a bias. Default false. Hugging Face's LLaMA sets it together with
+    /// the query/key/value biases (<c>attention_bias</c>); Qwen2 never has it, which is how a model exports as Qwen2.
+    /// </summary>
+    public bool AttentionOutputBias { get; init; }
+
+    /// <summary>Whether the gate, up and down projections of the MLP carry biases (<c>mlp_bias</c>). Default false.</summary>
+    public bool MlpBias { get; init; }
+
+    /// <summary>Rescaling of the rotary frequencies (<c>rope_scaling</c>), or null for none (the default).</summary>
+    public RopeScaling? RopeScaling { get; init; }
+
     /// <summary>Standard deviation of the normal initialisation of linear and embedding weights. Default 0.02.</summary>
     public double InitializerRange { get; init; } = 0.02;
 
-    /// <summary>Width of one attention head.</summary>
-    public int HeadDim => HiddenSize / NumHeads;
+    private readonly int? _headDim;
+
+    /// <summary>Width of one attention head: <c>HiddenSize / NumHeads</c> unless set (Hugging Face's <c>head_dim</c>).</summary>
+    public int HeadDim
+    {
+        get => _headDim ?? (NumHeads > 0 ? HiddenSize / NumHeads : 0);
+        init => _headDim = value;
+    }
+
+    /// <summary>Whether <see cref="HeadDim"/> was set explicitly rather than derived from the width.</summary>
+    internal bool HasExplicitHeadDim => _headDim is not null;
 
     /// <summary>Checks every option and throws <see cref="ArgumentException"/> naming the first invalid one.</summary>
     /// <returns>This instance, for chaining.</returns>
@@ -63,10 +82,11 @@ public sealed record CausalLanguageModelConfig
         Positive(NumHeads, nameof(NumHeads));
         Positive(NumKeyValueHeads, nameof(NumKeyValueHeads));
         Positive(MaxSequenceLength, nameof(MaxSequenceLength));
-        if (HiddenSize % NumHeads != 0)
-            throw new ArgumentException($"HiddenSize ({HiddenSize}) must be a multiple of NumHeads ({NumHeads}).", nameof(HiddenSize));
+        if (_headDim is null && HiddenSize % NumHeads != 0)
+            throw new ArgumentException($"HiddenSize ({HiddenSize}) must be a multiple of NumHeads ({NumHeads}), or HeadDim must be set.", nameof(HiddenSize));
+        Positive(HeadDim, nameof(HeadDim));
         if (HeadDim % 2 != 0)
-            throw new ArgumentException($"The head width HiddenSize / NumHeads must be even for rotary embeddings, got {HeadDim}.", nameof(NumHeads));
+            throw new ArgumentException($"The head width HeadDim must be even for rotary embeddings, got {HeadDim}.", nameof(HeadDim));
         if (NumHeads % NumKeyValueHeads != 0)
             throw new ArgumentException($"NumHeads ({NumHeads}) must be a multiple of NumKeyValueHeads ({NumKeyValueHeads}).", nameof(NumKeyValueHeads));
         if (!double.IsFinite(RopeTheta) || RopeTheta <= 1)
@@ -75,45 +95,19 @@ public sealed record CausalLanguageModelConfig
             throw new ArgumentException($"RmsNormEpsilon must be a positive finite number, got {RmsNormEpsilon}.", nameof(RmsNormEpsilon));
         if (!double.IsFinite(InitializerRange) || InitializerRange <= 0)
             throw new ArgumentException($"InitializerRange must be a positive finite number, got {InitializerRange}.", nameof(InitializerRange));
+        RopeScaling?.Validate();
         return this;
     }
 
     /// <summary>
-    /// Reads a Hugging Face <c>config.json</c> of a LLaMA, Qwen2 or SmolLM (LLaMA architecture) checkpoint.
+    /// Reads a Hugging Face <c>config.json</c> of a LLaMA, Qwen2, Mistral or SmolLM (LLaMA architecture) checkpoint.
+    /// Every field that changes the forward pass is either honoured (<c>rope_scaling</c> of type <c>linear</c> or
+    /// <c>llama3</c>, <c>head_dim</c>, <c>hidden_act</c> <c>silu</c>, <c>attention_bias</c>, <c>mlp_bias</c>,
+    /// <c>tie_word_embeddings</c>, ...) or refused.
     /// </summary>
     /// <param name="configJson">The JSON text of <c>config.json</c>.</param>
     /// <returns>The validated configuration.</returns>
-    /// <exception cref="ArgumentException">A required field is missing, or the architecture is not supported.</exception>
-    public static CausalLanguageModelConfig FromHuggingFaceConfig(string configJson)
-    {
-        ArgumentNullException.ThrowIfNull(configJson);
-        using var doc = JsonDocument.Parse(configJson);
-        var root = doc.RootElement;
-        var modelType = root.TryGetProperty("model_type", out var mt) ? mt.GetString() ?? "" : "";
-        if (modelType is not ("llama" or "qwen2" or "mistral" or ""))
-            throw new ArgumentException($"config.json: model_type '{modelType}' is not a supported architecture (llama, qwen2, mistral).", nameof(configJson));
-
-        int Int(string name) => root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number
-            ? v.GetInt32()
-            : throw new ArgumentException($"config.json: required integer field '{name}' is missing.", nameof(configJson));
-        double Double(string name, double fallback) => root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : fallback;
-        bool Bool(string name, bool fallback) => root.TryGetProperty(name, out var v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : fallback;
-
-        var heads = Int("num_attention_heads");
-        return new CausalLanguageModelConfig
-        {
-            VocabSize = Int("vocab_size"),
-            HiddenSize = Int("hidden_size"),
-            IntermediateSize = Int("intermediate_size"),
-            NumLayers = Int("num_hidden_layers"),
-            NumHeads = heads,
-            NumKeyValueHeads = root.TryGetProperty("num_key_value_heads", out var kv) && kv.ValueKind == JsonValueKind.Number ? kv.GetInt32() : heads,
-            MaxSequenceLength = root.TryGetProperty("max_position_embeddings", out var mp) && mp.ValueKind == JsonValueKind.Number ? mp.GetInt32() : 2048,
-            RopeTheta = Double("rope_theta", 10000.0),
-            RmsNormEpsilon = Double("rms_norm_eps", 1e-6),
-            TieWordEmbeddings = Bool("tie_word_embeddings", false),
-            AttentionBias = Bool("attention_bias", modelType == "qwen2"),
-            InitializerRange = Double("initializer_range", 0.02),
-        }.Validate();
-    }
+    /// <exception cref="ArgumentException">A required field is missing, or a field has a value this model cannot
+    /// compute exactly; the message names the field and the value.</exception>
+    public static CausalLanguageModelConfig FromHuggingFaceConfig(string configJson) => HuggingFaceConfig.Read(configJson);
 }

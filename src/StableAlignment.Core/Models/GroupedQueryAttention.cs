@@ -26,7 +26,7 @@ internal sealed class GroupedQueryAttention : nn.Module
         _q = nn.Linear(config.HiddenSize, config.NumHeads * d, hasBias: config.AttentionBias);
         _k = nn.Linear(config.HiddenSize, config.NumKeyValueHeads * d, hasBias: config.AttentionBias);
         _v = nn.Linear(config.HiddenSize, config.NumKeyValueHeads * d, hasBias: config.AttentionBias);
-        _o = nn.Linear(config.NumHeads * d, config.HiddenSize, hasBias: false);
+        _o = nn.Linear(config.NumHeads * d, config.HiddenSize, hasBias: config.AttentionOutputBias);
         register_module("q_proj", _q);
         register_module("k_proj", _k);
         register_module("v_proj", _v);

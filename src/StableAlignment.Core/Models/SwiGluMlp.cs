@@ -16,9 +16,9 @@ internal sealed class SwiGluMlp : nn.Module<Tensor, Tensor>
 
     public SwiGluMlp(CausalLanguageModelConfig config) : base(nameof(SwiGluMlp))
     {
-        _gate = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: false);
-        _up = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: false);
-        _down = nn.Linear(config.IntermediateSize, config.HiddenSize, hasBias: false);
+        _gate = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: config.MlpBias);
+        _up = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: config.MlpBias);
+        _down = nn.Linear(config.IntermediateSize, config.HiddenSize, hasBias: config.MlpBias);
         register_module("gate_proj", _gate);
         register_module("up_proj", _up);
         register_module("down_proj", _down);

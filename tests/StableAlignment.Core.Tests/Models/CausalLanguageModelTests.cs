@@ -169,10 +169,10 @@ public class CausalLanguageModelTests
         var config = Tiny with { AttentionBias = modelType == "qwen2", TieWordEmbeddings = tied, RmsNormEpsilon = 1e-6 };
         // Random weights in Hugging Face naming, written by an independent safetensors writer.
         var rng = new Random(5);
-        var shapes = HuggingFaceShapes(config);
+        var shapes = SafetensorsTestFile.HuggingFaceShapes(config);
         var weights = shapes.ToDictionary(kv => kv.Key, kv => Enumerable.Range(0, (int)kv.Value.Aggregate(1L, (a, b) => a * b))
             .Select(_ => kv.Key.Contains("norm", StringComparison.Ordinal) ? 1 + 0.2 * (rng.NextDouble() - 0.5) : 0.4 * (rng.NextDouble() - 0.5))
-            .Select(v => bfloat16 ? BFloat16Value(v) : (double)(float)v).ToArray());
+            .Select(v => bfloat16 ? SafetensorsTestFile.BFloat16Value(v) : (double)(float)v).ToArray());
         using var temp = new TempFolder("sa-hf-");
         string dir = temp.Path;
         File.WriteAllText(Path.Combine(dir, "config.json"), JsonSerializer.Serialize(new Dictionary<string, object>
@@ -183,10 +183,10 @@ public class CausalLanguageModelTests
         }));
         // Two shards plus a stray buffer, as real checkpoints have.
         var names = weights.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
-        WriteSafetensors(Path.Combine(dir, "model-00001-of-00002.safetensors"), names.Take(names.Count / 2).ToDictionary(n => n, n => (shapes[n], weights[n])), bfloat16);
+        SafetensorsTestFile.Write(Path.Combine(dir, "model-00001-of-00002.safetensors"), names.Take(names.Count / 2).ToDictionary(n => n, n => (shapes[n], weights[n])), bfloat16);
         var second = names.Skip(names.Count / 2).ToDictionary(n => n, n => (shapes[n], weights[n]));
         second["model.layers.0.self_attn.rotary_emb.inv_freq"] = ([2L], [1.0, 0.01]);
-        WriteSafetensors(Path.Combine(dir, "model-00002-of-00002.safetensors"), second, bfloat16);
+        SafetensorsTestFile.Write(Path.Combine(dir, "model-00002-of-00002.safetensors"), second, bfloat16);
 
         using var model = CausalLanguageModel.FromHuggingFace(dir);
         Assert.Equal(config, model.Config);
@@ -203,7 +203,7 @@ public class CausalLanguageModelTests
         string dir = temp.Path;
         File.WriteAllText(Path.Combine(dir, "config.json"),
             """{"model_type":"llama","vocab_size":23,"hidden_size":16,"intermediate_size":24,"num_hidden_layers":1,"num_attention_heads":4,"num_key_value_heads":2,"tie_word_embeddings":true}""");
-        WriteSafetensors(Path.Combine(dir, "model.safetensors"), new() { ["model.norm.weight"] = ([16L], new double[16]) });
+        SafetensorsTestFile.Write(Path.Combine(dir, "model.safetensors"), new() { ["model.norm.weight"] = ([16L], new double[16]) });
         var ex = Assert.Throws<InvalidDataException>(() => CausalLanguageModel.FromHuggingFace(dir));
         Assert.Contains("model.", ex.Message, StringComparison.Ordinal);
     }
@@ -213,61 +213,5 @@ public class CausalLanguageModelTests
     {
         var ex = Assert.Throws<ArgumentException>(() => (Tiny with { NumKeyValueHeads = 3 }).Validate());
         Assert.Equal("NumKeyValueHeads", ex.ParamName);
-    }
-
-    private static Dictionary<string, long[]> HuggingFaceShapes(CausalLanguageModelConfig c)
-    {
-        var s = new Dictionary<string, long[]> { ["model.embed_tokens.weight"] = [c.VocabSize, c.HiddenSize], ["model.norm.weight"] = [c.HiddenSize] };
-        if (!c.TieWordEmbeddings) s["lm_head.weight"] = [c.VocabSize, c.HiddenSize];
-        int q = c.NumHeads * c.HeadDim, kv = c.NumKeyValueHeads * c.HeadDim;
-        for (var l = 0; l < c.NumLayers; l++)
-        {
-            var p = $"model.layers.{l}.";
-            s[p + "input_layernorm.weight"] = [c.HiddenSize];
-            s[p + "post_attention_layernorm.weight"] = [c.HiddenSize];
-            s[p + "self_attn.q_proj.weight"] = [q, c.HiddenSize];
-            s[p + "self_attn.k_proj.weight"] = [kv, c.HiddenSize];
-            s[p + "self_attn.v_proj.weight"] = [kv, c.HiddenSize];
-            s[p + "self_attn.o_proj.weight"] = [c.HiddenSize, q];
-            if (c.AttentionBias)
-            {
-                s[p + "self_attn.q_proj.bias"] = [q];
-                s[p + "self_attn.k_proj.bias"] = [kv];
-                s[p + "self_attn.v_proj.bias"] = [kv];
-            }
-            s[p + "mlp.gate_proj.weight"] = [c.IntermediateSize, c.HiddenSize];
-            s[p + "mlp.up_proj.weight"] = [c.IntermediateSize, c.HiddenSize];
-            s[p + "mlp.down_proj.weight"] = [c.HiddenSize, c.IntermediateSize];
-        }
-        return s;
-    }
-
-    /// <summary>The bfloat16 bits of <paramref name="v"/>: the top half of its float32 bits (values are made exact first).</summary>
-    private static ushort BFloat16Bits(double v) => (ushort)(BitConverter.SingleToUInt32Bits((float)v) >> 16);
-
-    private static double BFloat16Value(double v) => BitConverter.UInt32BitsToSingle((uint)BFloat16Bits(v) << 16);
-
-    /// <summary>A minimal safetensors writer (8-byte header length, JSON header, little-endian F32 or BF16 data).</summary>
-    private static void WriteSafetensors(string path, Dictionary<string, (long[] Shape, double[] Values)> tensors, bool bfloat16 = false)
-    {
-        var size = bfloat16 ? 2L : 4L;
-        var header = new Dictionary<string, object>();
-        long offset = 0;
-        foreach (var (name, (shape, values)) in tensors)
-        {
-            header[name] = new Dictionary<string, object> { ["dtype"] = bfloat16 ? "BF16" : "F32", ["shape"] = shape, ["data_offsets"] = new[] { offset, offset + values.Length * size } };
-            offset += values.Length * size;
-        }
-        header["__metadata__"] = new Dictionary<string, string> { ["format"] = "pt" };
-        var json = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(header));
-        using var w = new BinaryWriter(File.Create(path));
-        w.Write((ulong)json.Length);
-        w.Write(json);
-        foreach (var (_, (_, values)) in tensors)
-            foreach (var v in values)
-            {
-                if (bfloat16) w.Write(BFloat16Bits(v));
-                else w.Write((float)v);
-            }
     }
 }

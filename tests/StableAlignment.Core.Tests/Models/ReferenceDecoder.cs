@@ -4,11 +4,15 @@ namespace StableAlignment.Core.Tests.Models;
 
 /// <summary>
 /// An independent float64 oracle of the LLaMA decoder, written with plain loops over weight arrays named as in
-/// Hugging Face checkpoints. It shares no code with the TorchSharp model.
+/// Hugging Face checkpoints. It shares no code with the TorchSharp model. As in transformers, a projection has a bias
+/// exactly when its <c>.bias</c> weight exists; <paramref name="inverseFrequency"/> (default <c>theta^(-2i/d)</c>) is
+/// where a test puts transformers' rope-scaling rules.
 /// </summary>
-internal sealed class ReferenceDecoder(CausalLanguageModelConfig config, IReadOnlyDictionary<string, double[]> weights)
+internal sealed class ReferenceDecoder(CausalLanguageModelConfig config, IReadOnlyDictionary<string, double[]> weights, Func<int, double>? inverseFrequency = null)
 {
     private double[] W(string name) => weights.TryGetValue(name, out var w) ? w : throw new KeyNotFoundException(name);
+
+    private double[]? OptionalW(string name) => weights.TryGetValue(name, out var w) ? w : null;
 
     public static double[] RmsNorm(double[] x, double[] weight, double eps)
     {
@@ -36,14 +40,14 @@ internal sealed class ReferenceDecoder(CausalLanguageModelConfig config, IReadOn
     }
 
     /// <summary>Rotates one head vector at <paramref name="position"/> in the rotate-half layout.</summary>
-    public static double[] Rope(double[] head, long position, double theta)
+    public static double[] Rope(double[] head, long position, double theta, Func<int, double>? inverseFrequency = null)
     {
         var d = head.Length;
         var half = d / 2;
         var y = new double[d];
         for (var i = 0; i < half; i++)
         {
-            var angle = position * Math.Pow(theta, -2.0 * i / d);
+            var angle = position * (inverseFrequency?.Invoke(i) ?? Math.Pow(theta, -2.0 * i / d));
             double a = head[i], b = head[i + half];
             y[i] = a * Math.Cos(angle) - b * Math.Sin(angle);
             y[i + half] = b * Math.Cos(angle) + a * Math.Sin(angle);
@@ -81,11 +85,11 @@ internal sealed class ReferenceDecoder(CausalLanguageModelConfig config, IReadOn
         return output;
     }
 
-    private static double[] Rotate(double[] projected, int heads, int d, long position, double theta)
+    private double[] Rotate(double[] projected, int heads, int d, long position, double theta)
     {
         var y = new double[projected.Length];
         for (var h = 0; h < heads; h++)
-            Array.Copy(Rope(projected[(h * d)..((h + 1) * d)], position, theta), 0, y, h * d, d);
+            Array.Copy(Rope(projected[(h * d)..((h + 1) * d)], position, theta, inverseFrequency), 0, y, h * d, d);
         return y;
     }
 
@@ -101,28 +105,28 @@ internal sealed class ReferenceDecoder(CausalLanguageModelConfig config, IReadOn
         for (var l = 0; l < c.NumLayers; l++)
         {
             var p = $"model.layers.{l}.";
-            double[]? Bias(string n) => c.AttentionBias ? W(p + "self_attn." + n + ".bias") : null;
+            double[]? Bias(string n) => OptionalW(p + n + ".bias");
             var q = new double[t][];
             var k = new double[t][];
             var v = new double[t][];
             for (var i = 0; i < t; i++)
             {
                 var h = RmsNorm(x[i], W(p + "input_layernorm.weight"), c.RmsNormEpsilon);
-                q[i] = Rotate(Linear(h, W(p + "self_attn.q_proj.weight"), Bias("q_proj"), c.NumHeads * d), c.NumHeads, d, i, c.RopeTheta);
-                k[i] = Rotate(Linear(h, W(p + "self_attn.k_proj.weight"), Bias("k_proj"), c.NumKeyValueHeads * d), c.NumKeyValueHeads, d, i, c.RopeTheta);
-                v[i] = Linear(h, W(p + "self_attn.v_proj.weight"), Bias("v_proj"), c.NumKeyValueHeads * d);
+                q[i] = Rotate(Linear(h, W(p + "self_attn.q_proj.weight"), Bias("self_attn.q_proj"), c.NumHeads * d), c.NumHeads, d, i, c.RopeTheta);
+                k[i] = Rotate(Linear(h, W(p + "self_attn.k_proj.weight"), Bias("self_attn.k_proj"), c.NumKeyValueHeads * d), c.NumKeyValueHeads, d, i, c.RopeTheta);
+                v[i] = Linear(h, W(p + "self_attn.v_proj.weight"), Bias("self_attn.v_proj"), c.NumKeyValueHeads * d);
             }
             var attended = Attention(q, k, v, c.NumHeads, c.NumKeyValueHeads, d);
             for (var i = 0; i < t; i++)
             {
-                var o = Linear(attended[i], W(p + "self_attn.o_proj.weight"), null, c.HiddenSize);
+                var o = Linear(attended[i], W(p + "self_attn.o_proj.weight"), Bias("self_attn.o_proj"), c.HiddenSize);
                 var r = new double[c.HiddenSize];
                 for (var j = 0; j < r.Length; j++) r[j] = x[i][j] + o[j];
                 var h2 = RmsNorm(r, W(p + "post_attention_layernorm.weight"), c.RmsNormEpsilon);
-                var gate = Linear(h2, W(p + "mlp.gate_proj.weight"), null, c.IntermediateSize);
-                var up = Linear(h2, W(p + "mlp.up_proj.weight"), null, c.IntermediateSize);
+                var gate = Linear(h2, W(p + "mlp.gate_proj.weight"), Bias("mlp.gate_proj"), c.IntermediateSize);
+                var up = Linear(h2, W(p + "mlp.up_proj.weight"), Bias("mlp.up_proj"), c.IntermediateSize);
                 for (var j = 0; j < gate.Length; j++) gate[j] = gate[j] / (1 + Math.Exp(-gate[j])) * up[j];
-                var down = Linear(gate, W(p + "mlp.down_proj.weight"), null, c.HiddenSize);
+                var down = Linear(gate, W(p + "mlp.down_proj.weight"), Bias("mlp.down_proj"), c.HiddenSize);
                 for (var j = 0; j < r.Length; j++) r[j] += down[j];
                 x[i] = r;
             }
