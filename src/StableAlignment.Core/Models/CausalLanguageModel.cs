@@ -12,7 +12,7 @@ namespace StableAlignment.Core.Models;
 /// Parameter names follow Hugging Face's LLaMA/Qwen2 layout (<c>model.layers.0.self_attn.q_proj.weight</c>, ...),
 /// so safetensors checkpoints of that architecture load directly.
 /// </summary>
-public sealed class CausalLanguageModel : nn.Module<Tensor, Tensor>
+public sealed partial class CausalLanguageModel : nn.Module<Tensor, Tensor>
 {
     // Components are registered by explicit (Hugging Face) names in the constructor; the default
     // reflection-based registration would add them a second time under the C# field names.
@@ -56,8 +56,17 @@ public sealed class CausalLanguageModel : nn.Module<Tensor, Tensor>
     /// <summary>The architecture.</summary>
     public CausalLanguageModelConfig Config { get; }
 
-    /// <summary>Number of trainable scalars.</summary>
+    /// <summary>Number of scalars in all parameters, frozen ones (a LoRA model's base) included.</summary>
     public long ParameterCount => parameters().Sum(p => p.numel());
+
+    /// <summary>Number of scalars the optimiser updates: all of them, or only the adapters of a LoRA model.</summary>
+    public long TrainableParameterCount => parameters().Where(p => p.requires_grad).Sum(p => p.numel());
+
+    /// <summary>The decoder layers, whose projections LoRA wraps.</summary>
+    internal IReadOnlyList<DecoderLayer> DecoderLayers => _backbone.Layers;
+
+    /// <summary>The token embedding <c>[V, C]</c> (also the output layer when tied).</summary>
+    internal Tensor EmbeddingWeight => _backbone.EmbeddingWeight;
 
     /// <summary>Logits <c>[B, T, V]</c> for token ids <c>[B, T]</c> (int64), causally masked.</summary>
     /// <param name="input">Token ids <c>[B, T]</c>.</param>
@@ -89,16 +98,18 @@ public sealed class CausalLanguageModel : nn.Module<Tensor, Tensor>
     /// in <paramref name="directory"/>, which is created when missing.
     /// </summary>
     /// <param name="directory">Target directory.</param>
+    /// <remarks>A LoRA model writes its base weights as a plain model would, plus its adapter in PEFT's layout.</remarks>
     public void SaveCheckpoint(string directory)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
         Directory.CreateDirectory(directory);
         File.WriteAllText(Path.Combine(directory, ConfigFileName), ToHuggingFaceConfigJson());
-        this.save(Path.Combine(directory, WeightsFileName));
+        if (Lora is null) this.save(Path.Combine(directory, WeightsFileName));
+        else SaveLoraCheckpoint(directory, Path.Combine(directory, WeightsFileName));
     }
 
-    /// <summary>Loads a model written by <see cref="SaveCheckpoint"/>.</summary>
-    /// <param name="directory">Directory holding <c>config.json</c> and <c>model.bin</c>.</param>
+    /// <summary>Loads a model written by <see cref="SaveCheckpoint"/> (with its LoRA adapter, when the folder has one).</summary>
+    /// <param name="directory">Directory holding <c>config.json</c> and <c>model.bin</c> (and <c>adapter_config.json</c>).</param>
     /// <returns>The model, on the CPU.</returns>
     public static CausalLanguageModel LoadCheckpoint(string directory)
     {
@@ -109,6 +120,7 @@ public sealed class CausalLanguageModel : nn.Module<Tensor, Tensor>
             throw new FileNotFoundException($"No TorchSharp weights '{WeightsFileName}' in '{directory}'.", weights);
         var model = new CausalLanguageModel(config);
         model.load(weights);
+        if (PeftAdapterFiles.Exists(directory)) model.LoadLoraAdapter(directory);
         return model;
     }
 
@@ -177,7 +189,8 @@ public sealed class CausalLanguageModel : nn.Module<Tensor, Tensor>
         {
             _config = config;
             _embed = nn.Embedding(config.VocabSize, config.HiddenSize);
-            _layers = nn.ModuleList(Enumerable.Range(0, config.NumLayers).Select(_ => new DecoderLayer(config)).ToArray());
+            Layers = Enumerable.Range(0, config.NumLayers).Select(_ => new DecoderLayer(config)).ToArray();
+            _layers = nn.ModuleList([.. Layers]);
             _norm = new RmsNorm(config.HiddenSize, config.RmsNormEpsilon);
             register_module("embed_tokens", _embed);
             register_module("layers", _layers);
@@ -185,6 +198,8 @@ public sealed class CausalLanguageModel : nn.Module<Tensor, Tensor>
         }
 
         public Tensor EmbeddingWeight => _embed.weight!;
+
+        public IReadOnlyList<DecoderLayer> Layers { get; }
 
         public Tensor Forward(Tensor inputIds, KeyValueCache? cache, long past)
         {

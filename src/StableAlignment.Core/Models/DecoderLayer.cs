@@ -26,6 +26,12 @@ internal sealed class DecoderLayer : nn.Module
         register_module("mlp", _mlp);
     }
 
+    /// <summary>The attention block, whose projections LoRA wraps.</summary>
+    internal GroupedQueryAttention Attention => _attention;
+
+    /// <summary>The MLP block, whose projections LoRA wraps.</summary>
+    internal SwiGluMlp Mlp => _mlp;
+
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, KeyValueCache? cache, int layer)
     {
         using var scope = NewDisposeScope();

@@ -1,4 +1,3 @@
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace StableAlignment.Core.Models;
@@ -13,10 +12,11 @@ internal sealed class GroupedQueryAttention : nn.Module
     // reflection-based registration would add them a second time under the C# field names.
     protected override void RegisterComponents() { }
 
-    private readonly Linear _q;
-    private readonly Linear _k;
-    private readonly Linear _v;
-    private readonly Linear _o;
+    // Plain Linear layers unless LoRA replaced them (ReplaceProjections).
+    private nn.Module<Tensor, Tensor> _q;
+    private nn.Module<Tensor, Tensor> _k;
+    private nn.Module<Tensor, Tensor> _v;
+    private nn.Module<Tensor, Tensor> _o;
     private readonly CausalLanguageModelConfig _config;
 
     public GroupedQueryAttention(CausalLanguageModelConfig config) : base(nameof(GroupedQueryAttention))
@@ -27,10 +27,26 @@ internal sealed class GroupedQueryAttention : nn.Module
         _k = nn.Linear(config.HiddenSize, config.NumKeyValueHeads * d, hasBias: config.AttentionBias);
         _v = nn.Linear(config.HiddenSize, config.NumKeyValueHeads * d, hasBias: config.AttentionBias);
         _o = nn.Linear(config.NumHeads * d, config.HiddenSize, hasBias: config.AttentionOutputBias);
+        RegisterProjections();
+    }
+
+    private void RegisterProjections()
+    {
         register_module("q_proj", _q);
         register_module("k_proj", _k);
         register_module("v_proj", _v);
         register_module("o_proj", _o);
+    }
+
+    /// <summary>
+    /// Replaces each projection (by its Hugging Face name) with what <paramref name="replace"/> returns for it, keeping
+    /// the registration order so parameter order and state-dict names stay as they were.
+    /// </summary>
+    internal void ReplaceProjections(Func<string, nn.Module<Tensor, Tensor>, nn.Module<Tensor, Tensor>> replace)
+    {
+        foreach (var name in (string[])["q_proj", "k_proj", "v_proj", "o_proj"]) register_module(name, null!);
+        (_q, _k, _v, _o) = (replace("q_proj", _q), replace("k_proj", _k), replace("v_proj", _v), replace("o_proj", _o));
+        RegisterProjections();
     }
 
     /// <param name="x">Hidden states <c>[B, T, C]</c>.</param>

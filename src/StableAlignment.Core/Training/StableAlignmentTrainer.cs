@@ -29,13 +29,22 @@ public sealed class StableAlignmentTrainer : IDisposable
     private int _consecutiveNonFinite;
 
     /// <summary>Creates a trainer for <paramref name="model"/>.</summary>
-    /// <param name="model">The model to train, on the device training should use.</param>
+    /// <param name="model">The model to train, on the device training should use. With <see cref="TrainerOptions.Lora"/>
+    /// set, LoRA adapters are added to it here (unless it already has the same ones).</param>
     /// <param name="options">Optimisation settings; null for the defaults.</param>
     public StableAlignmentTrainer(CausalLanguageModel model, TrainerOptions? options = null)
     {
         _model = model ?? throw new ArgumentNullException(nameof(model));
         Options = (options ?? new TrainerOptions()).Validate();
-        _parameters = model.parameters().ToArray();
+        if (Options.Lora is { } lora)
+        {
+            if (model.Lora is null) model.AddLoraAdapters(lora, Options.LoraSeed);
+            else if (!model.Lora.SameAdapter(lora))
+                throw new ArgumentException($"The model already has LoRA adapters of another shape (r {model.Lora.Rank}) than TrainerOptions.Lora (r {lora.Rank}).", nameof(options));
+        }
+        // Frozen parameters (a LoRA model's base) get no optimiser state.
+        _parameters = model.parameters().Where(p => p.requires_grad).ToArray();
+        if (_parameters.Length == 0) throw new ArgumentException("The model has no trainable parameters.", nameof(model));
         _optimizer = optim.AdamW(_parameters, Options.LearningRate, Options.Beta1, Options.Beta2, Options.Epsilon, Options.WeightDecay);
         Device = _parameters[0].device;
         if (Options.LossFactory is null && Options.LossBackend == PreferenceLossBackend.Cuda && Device.type != DeviceType.CUDA)
@@ -303,6 +312,7 @@ public sealed class StableAlignmentTrainer : IDisposable
     /// <summary>
     /// Writes the model (TorchSharp format), the optimizer state and the position to <paramref name="directory"/>.
     /// The files are written to a sibling folder first and swapped in, so a crash never leaves a half-written checkpoint.
+    /// A LoRA model writes only its adapter (PEFT layout): the frozen base is the caller's to rebuild on resume.
     /// </summary>
     /// <param name="directory">The checkpoint directory.</param>
     public void SaveCheckpoint(string directory)
@@ -311,7 +321,8 @@ public sealed class StableAlignmentTrainer : IDisposable
         var full = Path.GetFullPath(directory).TrimEnd(Path.DirectorySeparatorChar);
         var staging = full + ".tmp";
         if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
-        _model.SaveCheckpoint(staging);
+        if (_model.Lora is null) _model.SaveCheckpoint(staging);
+        else _model.SaveLoraAdapter(staging);
         _optimizer.save_state_dict(Path.Combine(staging, OptimizerFileName));
         File.WriteAllText(Path.Combine(staging, StateFileName), JsonSerializer.Serialize(new CheckpointState(Position, _consecutiveNonFinite)));
         if (Directory.Exists(full)) Directory.Delete(full, recursive: true);
@@ -321,6 +332,7 @@ public sealed class StableAlignmentTrainer : IDisposable
     /// <summary>
     /// Restores the model weights, the optimizer state and the position from a checkpoint written by
     /// <see cref="SaveCheckpoint"/>; the next <see cref="Train"/> call continues from there with the same stages.
+    /// For a LoRA model only the adapter weights are restored, onto the base the trainer was created with.
     /// </summary>
     /// <param name="directory">The checkpoint directory.</param>
     public void LoadCheckpoint(string directory)
@@ -330,8 +342,13 @@ public sealed class StableAlignmentTrainer : IDisposable
         if (!File.Exists(statePath)) throw new FileNotFoundException($"'{directory}' is not a trainer checkpoint: no {StateFileName}.", statePath);
         var state = JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(statePath))
                     ?? throw new InvalidDataException($"'{statePath}' is empty.");
-        using (var saved = CausalLanguageModel.LoadCheckpoint(directory))
+        if (_model.Lora is not null)
         {
+            _model.LoadLoraAdapter(directory);
+        }
+        else
+        {
+            using var saved = CausalLanguageModel.LoadCheckpoint(directory);
             if (saved.Config != _model.Config)
                 throw new InvalidDataException($"Checkpoint '{directory}' holds a model of another shape than the one being trained.");
             using var noGrad = no_grad();

@@ -1,3 +1,5 @@
+using StableAlignment.Core.Models;
+
 namespace StableAlignment.Core.Training;
 
 /// <summary>Which implementation of the contrastive preference loss the trainer uses.</summary>
@@ -78,6 +80,16 @@ public sealed record TrainerOptions
     /// </summary>
     public IReadOnlyDictionary<string, string>? StageSnapshots { get; init; }
 
+    /// <summary>
+    /// Train LoRA adapters instead of every parameter: the trainer adds them to the model (see
+    /// <see cref="CausalLanguageModel.AddLoraAdapters"/>), the optimiser keeps state only for them, and checkpoints hold
+    /// only them. Null (the default): full fine-tuning.
+    /// </summary>
+    public LoraOptions? Lora { get; init; }
+
+    /// <summary>Seed of the adapters' initialisation when <see cref="Lora"/> is set; null uses torch's global generator. Default null.</summary>
+    public long? LoraSeed { get; init; }
+
     /// <summary>Checks every option and throws <see cref="ArgumentException"/> naming the first invalid one.</summary>
     /// <returns>This instance, for chaining.</returns>
     public TrainerOptions Validate()
@@ -105,6 +117,7 @@ public sealed record TrainerOptions
         Check(CheckpointEverySteps == 0 || CheckpointDirectory is not null, nameof(CheckpointEverySteps), CheckpointEverySteps, "needs a CheckpointDirectory");
         foreach (var (stage, directory) in StageSnapshots ?? new Dictionary<string, string>())
             Check(!string.IsNullOrWhiteSpace(stage) && !string.IsNullOrWhiteSpace(directory), nameof(StageSnapshots), $"'{stage}' -> '{directory}'", "needs a stage name and a directory");
+        Lora?.Validate();
         return this;
     }
 }
