@@ -38,8 +38,26 @@ internal static class SafetensorsFile
 
     public static int ElementSize(ExportDType dtype) => dtype == ExportDType.F32 ? 4 : 2;
 
-    /// <summary>Writes <paramref name="entries"/> in order; each tensor is produced, converted and written, then disposed.</summary>
-    public static void Write(string path, IReadOnlyList<SafetensorsEntry> entries, ExportDType dtype, IReadOnlyDictionary<string, string>? metadata = null)
+    /// <summary>
+    /// Writes <paramref name="entries"/> in order; each tensor is produced, converted and written, then disposed, and
+    /// <paramref name="written"/> is told its name. A cancelled or failed write removes the partial file.
+    /// </summary>
+    public static void Write(string path, IReadOnlyList<SafetensorsEntry> entries, ExportDType dtype, IReadOnlyDictionary<string, string>? metadata = null,
+        Action<string>? written = null, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            WriteFile(path, entries, dtype, metadata, written, cancellationToken);
+        }
+        catch
+        {
+            File.Delete(path);
+            throw;
+        }
+    }
+
+    private static void WriteFile(string path, IReadOnlyList<SafetensorsEntry> entries, ExportDType dtype, IReadOnlyDictionary<string, string>? metadata,
+        Action<string>? written, CancellationToken cancellationToken)
     {
         var type = ScalarTypeOf(dtype);
         var header = new JsonObject();
@@ -70,11 +88,13 @@ internal static class SafetensorsFile
         for (int i = json.Length; i < padded; i++) stream.WriteByte((byte)' ');
         foreach (var e in entries)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
             var value = e.Produce().detach().to_type(type).contiguous().cpu();
             if (!value.shape.SequenceEqual(e.Shape))
                 throw new InvalidOperationException($"Tensor '{e.Name}' has shape [{string.Join(", ", value.shape)}], not the declared [{string.Join(", ", e.Shape)}].");
             stream.Write(value.bytes);
+            written?.Invoke(e.Name);
         }
     }
 

@@ -2,12 +2,13 @@ using System.Text.Json.Nodes;
 using StableAlignment.Core.Models;
 using StableAlignment.Core.Training;
 using TorchSharp;
+using Xunit.Abstractions;
 using static TorchSharp.torch;
 
 namespace StableAlignment.Core.Tests.Models;
 
 [Collection(TorchRandomState.Name)]
-public class LoraTests
+public class LoraTests(ITestOutputHelper output)
 {
     private static readonly CausalLanguageModelConfig Tiny = CausalLanguageModelTests.Tiny with { AttentionBias = true, AttentionOutputBias = true, MlpBias = true };
 
@@ -21,8 +22,8 @@ public class LoraTests
         return model.forward(tensor(Tokens, dtype: ScalarType.Int64).unsqueeze(0)).contiguous().data<float>().ToArray();
     }
 
-    /// <summary>Gives every B random values, so the adapters change the logits.</summary>
-    private static void Randomize(CausalLanguageModel model, int seed)
+    /// <summary>Gives every adapter matrix random values, so the adapters change the logits.</summary>
+    internal static void Randomize(CausalLanguageModel model, int seed)
     {
         using var noGrad = no_grad();
         var generator = new Generator((ulong)seed);
@@ -313,5 +314,27 @@ public class LoraTests
         Assert.Contains("'rank2'", Assert.Throws<ArgumentException>(() => LoraOptions.Parse("rank2=3")).Message, StringComparison.Ordinal);
         Assert.Contains("'x' is not a valid value for r", Assert.Throws<ArgumentException>(() => LoraOptions.Parse("r=x")).Message, StringComparison.Ordinal);
         Assert.Contains("Rank must be positive", Assert.Throws<ArgumentException>(() => LoraOptions.Parse("r=0")).Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>The figures docs/models.md quotes: a rank-16 adapter on every projection of the default run's model.</summary>
+    [Fact]
+    public void Adapter_size_against_the_full_model_at_the_default_run_shape()
+    {
+        var config = new CausalLanguageModelConfig { VocabSize = 2679, MaxSequenceLength = 192 };
+        using var model = new CausalLanguageModel(config, seed: 1);
+        long full = model.ParameterCount;
+        model.AddLoraAdapters(new LoraOptions(), seed: 1);
+        long adapter = model.TrainableParameterCount;
+        // Per layer: r (in + out) for q, k, v, o (128+128, 128+64, 128+64, 128+128) and gate, up, down (128+352 each).
+        Assert.Equal(2 * 16 * (256 + 192 + 192 + 256 + 3 * 480), adapter);
+        using var temp = new TempFolder("sa-lora-size-");
+        model.SaveLoraAdapter(temp.File("adapter"));
+        model.MergeAdapters();
+        model.SaveHuggingFace(temp.File("full"));
+        long adapterBytes = new FileInfo(Path.Combine(temp.File("adapter"), "adapter_model.safetensors")).Length;
+        long fullBytes = new FileInfo(Path.Combine(temp.File("full"), "model.safetensors")).Length;
+        output.WriteLine($"adapter {adapter:N0} parameters ({100.0 * adapter / full:F1}% of {full:N0}); adapter_model.safetensors {adapterBytes:N0} bytes, model.safetensors {fullBytes:N0} bytes (f32)");
+        Assert.InRange(adapterBytes, 4 * adapter, 4 * adapter + 16 * 1024);
+        Assert.InRange(fullBytes, 4 * full, 4 * full + 16 * 1024);
     }
 }
