@@ -4,6 +4,7 @@ using Spectre.Console;
 using StableAlignment.Cli;
 using StableAlignment.Core.Evaluation;
 using StableAlignment.Core.Experiment;
+using StableAlignment.Core.Models;
 using StableAlignment.Embeddings.MiniLM;
 using StableAlignment.Plots;
 
@@ -24,6 +25,11 @@ var epochsOption = new Option<int?>("--epochs") { Description = "Epochs per trai
 var marginOption = new Option<double?>("--margin") { Description = "Margin M of the ranking hinge (default 10, the reference README's value)." };
 var weightOption = new Option<double?>("--ranking-weight") { Description = "Weight lambda of the ranking term (default 0.5)." };
 var judgeOption = new Option<string?>("--judge") { Description = $"Judge model: {ChatBackends.Help}. Default: the offline society's rater." };
+var loraOption = new Option<string?>("--lora") { Description = "Train LoRA adapters instead of every parameter, optionally with r=…,alpha=…,dropout=…,targets=q_proj+v_proj,rslora=true (default r=16, alpha=32).", Arity = ArgumentArity.ZeroOrOne };
+var variantOption = new Option<string>("--variant") { Description = "The trained variant to export, e.g. IL+SC+RA.", Required = true };
+var formatOption = new Option<string>("--format") { Description = "hf (Hugging Face safetensors), gguf (llama.cpp, Ollama) or peft (a LoRA variant's adapter).", Required = true };
+var toOption = new Option<string>("--to") { Description = "The folder (hf, peft) or file (gguf) to write.", Required = true };
+var dtypeOption = new Option<string?>("--dtype") { Description = "f32, f16, bf16 (hf, peft) or q8_0 (gguf). Default: f16 for gguf, f32 otherwise." };
 
 ExperimentOptions Options(ParseResult r)
 {
@@ -37,6 +43,11 @@ ExperimentOptions Options(ParseResult r)
     if (r.GetValue(marginOption) is double margin) o = o with { Training = o.Training with { Loss = o.Training.Loss with { Margin = margin } } };
     if (r.GetValue(weightOption) is double weight) o = o with { Training = o.Training with { Loss = o.Training.Loss with { RankingWeight = weight } } };
     if (r.GetValue(taskOption) is { Length: > 0 } tasks) o = o with { Evaluation = o.Evaluation with { Tasks = [.. tasks.Select(TaskSpec.Parse)] } };
+    if (r.GetResult(loraOption) is not null)
+    {
+        var lora = LoraOptions.Parse(r.GetValue(loraOption));
+        o = o with { Variants = [.. o.Variants.Select(v => v with { Lora = lora })] };
+    }
     return o;
 }
 
@@ -63,17 +74,22 @@ Command Step(string name, string description, Option[] options, Func<StableAlign
 }
 
 var root = new RootCommand("Stable Alignment: simulate a society, build alignment data, train in three stages, evaluate, report.");
-foreach (var o in new Option[] { outOption, quickOption, seedOption, gridOption, roundsOption, agentsOption, questionsOption, releasedOption, initOption, epochsOption, marginOption, weightOption, taskOption, judgeOption })
+foreach (var o in new Option[] { outOption, quickOption, seedOption, gridOption, roundsOption, agentsOption, questionsOption, releasedOption, initOption, epochsOption, marginOption, weightOption, taskOption, judgeOption, loraOption })
     root.Options.Add(o);
 root.Subcommands.Add(Step("simulate", "Run the Sandbox society into the SQLite log (resumes an interrupted run).",
     [seedOption, gridOption, roundsOption, agentsOption, questionsOption], Terminal.SimulateAsync));
 root.Subcommands.Add(Step("build-dataset", "Build imitation, self-critic and realignment samples, split by query.",
     [seedOption, releasedOption], Terminal.BuildDatasetAsync));
 root.Subcommands.Add(Step("train", "Train the SFT-only baseline and IL, IL+SC, IL+SC+RA.",
-    [seedOption, initOption, epochsOption, marginOption, weightOption], Terminal.TrainAsync));
+    [seedOption, initOption, epochsOption, marginOption, weightOption, loraOption], Terminal.TrainAsync));
 root.Subcommands.Add(Step("evaluate", "Evaluate every variant: held-out ranking, judge scores (HH, HH-A), multiple-choice tasks.",
     [seedOption, taskOption, judgeOption], Terminal.EvaluateAsync));
 root.Subcommands.Add(Step("report", "Write report.md and the plots from the evaluation files.", [], Terminal.ReportAsync));
+var export = new Command("export", "Export a trained variant to Hugging Face safetensors, GGUF or a PEFT adapter.");
+foreach (var o in new Option[] { outOption, variantOption, formatOption, toOption, dtypeOption }) export.Options.Add(o);
+export.SetAction((r, ct) => Terminal.Guarded(() => Terminal.ExportAsync(new StableAlignmentExperiment(ExperimentOptions.Default, r.GetValue(outOption)!),
+    r.GetValue(variantOption)!, ExportNames.ParseFormat(r.GetValue(formatOption)!), r.GetValue(dtypeOption) is string d ? ExportNames.ParseDType(d) : null, r.GetValue(toOption)!, ct)));
+root.Subcommands.Add(export);
 root.SetAction((r, ct) => WithExperiment(r, async e =>
 {
     var clock = Stopwatch.StartNew();

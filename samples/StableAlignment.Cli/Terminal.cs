@@ -3,6 +3,7 @@ using Spectre.Console;
 using StableAlignment.Core.Data;
 using StableAlignment.Core.Evaluation;
 using StableAlignment.Core.Experiment;
+using StableAlignment.Core.Models;
 
 namespace StableAlignment.Cli;
 
@@ -44,6 +45,16 @@ internal static class Terminal
         Done($"{results.Count} task results -> {e.Folder.EvaluationDirectory}");
     }
 
+    public static async Task ExportAsync(StableAlignmentExperiment e, string variant, ExportFormat format, ExportDType? dtype, string to, CancellationToken ct)
+    {
+        await WithProgress<bool>(async p =>
+        {
+            await e.ExportAsync(variant, format, dtype, to, new Reporter<ExportProgress>(x => p.Report(new ExperimentProgress(ExperimentStep.Report, $"export {variant}", x.Done, x.Total))), ct);
+            return true;
+        });
+        Done($"{variant} -> {Path.GetFullPath(to)}");
+    }
+
     public static async Task ReportAsync(StableAlignmentExperiment e, CancellationToken ct)
     {
         AblationReport report = await e.WriteReportAsync(null, ct);
@@ -60,7 +71,7 @@ internal static class Terminal
             .StartAsync(async ctx =>
             {
                 var bars = new Dictionary<string, ProgressTask>(StringComparer.Ordinal);
-                var progress = new Reporter(p =>
+                var progress = new Reporter<ExperimentProgress>(p =>
                 {
                     lock (bars)
                     {
@@ -79,9 +90,9 @@ internal static class Terminal
     private static void Done(string message) => AnsiConsole.MarkupLine($"  [green]✓[/] {Markup.Escape(message)}");
 
     /// <summary>Reports on the caller's thread; <see cref="Progress{T}"/> would post to the thread pool and reorder events.</summary>
-    private sealed class Reporter(Action<ExperimentProgress> report) : IProgress<ExperimentProgress>
+    private sealed class Reporter<T>(Action<T> report) : IProgress<T>
     {
-        public void Report(ExperimentProgress value) => report(value);
+        public void Report(T value) => report(value);
     }
 
     /// <summary>One clear message and a non-zero exit code for what a user can fix; a stack trace only for real bugs.</summary>

@@ -1,6 +1,7 @@
 using StableAlignment.Core.Data;
 using StableAlignment.Core.Evaluation;
 using StableAlignment.Core.ModelCalls;
+using StableAlignment.Core.Models;
 using StableAlignment.Core.Sandbox;
 using StableAlignment.Core.Training;
 
@@ -90,6 +91,8 @@ public sealed record ExperimentOptions
         foreach (var v in Variants!) v.Validate();
         var duplicate = Variants.GroupBy(v => v.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
         Check(duplicate is null, nameof(Variants), $"names '{duplicate?.Key}' twice.");
+        var sameFolder = Variants.GroupBy(v => v.FolderName, StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1);
+        Check(sameFolder is null, nameof(Variants), $"'{string.Join("' and '", sameFolder?.Select(v => v.Name) ?? [])}' would share the folder '{sameFolder?.Key}'.");
         return this;
     }
 }
@@ -220,6 +223,17 @@ public sealed record ExperimentEvaluationOptions
 /// <param name="Stage">The stage after which the model is taken, e.g. <see cref="AlignmentStages.SelfCritic"/>.</param>
 public sealed record ExperimentVariant(string Name, AlignmentRecipe Recipe, string Stage)
 {
+    /// <summary>
+    /// Train this variant's run with LoRA adapters instead of every parameter; null (the default) fine-tunes fully.
+    /// Variants of one recipe with the same adapter settings share one run.
+    /// </summary>
+    public LoraOptions? Lora { get; init; }
+
+    /// <summary>The training run this variant is a snapshot of: its recipe and adapter settings.</summary>
+    internal string RunKey => Lora is null ? Recipe.ToString()
+        : string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{Recipe}/lora r={Lora.Rank} alpha={Lora.Alpha:R} dropout={Lora.Dropout:R} rslora={Lora.UseRsLora} bf16={Lora.StoreBaseInBFloat16} targets={string.Join('+', Lora.TargetModules)}");
+
     /// <summary>The SFT-only baseline: the same data, every stage plain SFT.</summary>
     public static ExperimentVariant SftBaseline { get; } = new("sft-baseline", AlignmentRecipe.SftOnly, AlignmentStages.Realignment);
 
@@ -235,8 +249,8 @@ public sealed record ExperimentVariant(string Name, AlignmentRecipe Recipe, stri
     /// <summary>The paper's ablation: the baseline, IL, IL+SC and IL+SC+RA.</summary>
     public static IReadOnlyList<ExperimentVariant> Paper { get; } = [SftBaseline, Imitation, ImitationSelfCritic, Full];
 
-    /// <summary>The variant's folder name under <c>checkpoints/</c> ('+' is awkward in paths).</summary>
-    public string FolderName => Name.Replace('+', '-');
+    /// <summary>The variant's folder name under <c>checkpoints/</c>: its name with every character but letters, digits, '.', '_' and '-' made '-' ("IL+SC+RA" is "IL-SC-RA").</summary>
+    public string FolderName => string.Concat(Name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' ? c : '-')).Trim('-');
 
     /// <summary>Checks the variant and throws an <see cref="ArgumentException"/> naming what is wrong.</summary>
     /// <returns>This instance, for chaining.</returns>
@@ -247,6 +261,8 @@ public sealed record ExperimentVariant(string Name, AlignmentRecipe Recipe, stri
         if (!Enum.IsDefined(Recipe)) throw new ArgumentException($"Variant '{Name}': unknown recipe {(int)Recipe}.", nameof(Recipe));
         if (!AlignmentStages.NamesOf(Recipe).Contains(Stage, StringComparer.Ordinal))
             throw new ArgumentException($"Variant '{Name}': recipe {Recipe} has no stage '{Stage}' (it has {string.Join(", ", AlignmentStages.NamesOf(Recipe))}).", nameof(Stage));
+        if (FolderName.Length == 0) throw new ArgumentException($"Variant name '{Name}' has no letter or digit to name its folder by.", nameof(Name));
+        Lora?.Validate();
         return this;
     }
 }

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using StableAlignment.Core.Data;
 using StableAlignment.Core.Evaluation;
+using StableAlignment.Core.Models;
 using StableAlignment.Core.Sandbox;
 using StableAlignment.Core.Training;
 
@@ -34,7 +35,17 @@ public sealed record TrainedVariant(string Name, string Checkpoint, int Steps, d
 /// <param name="Steps">Optimizer steps taken.</param>
 /// <param name="SkippedSteps">Steps skipped for non-finite values.</param>
 /// <param name="TokensPerSecond">Training throughput.</param>
-public sealed record TrainedRun(string Name, AlignmentRecipe Recipe, string Metrics, int Steps, int SkippedSteps, double TokensPerSecond);
+public sealed record TrainedRun(string Name, AlignmentRecipe Recipe, string Metrics, int Steps, int SkippedSteps, double TokensPerSecond)
+{
+    /// <summary>The LoRA settings the run trained with; null for full fine-tuning.</summary>
+    public LoraOptions? Lora { get; init; }
+
+    /// <summary>Parameters the optimizer trained (the adapters' only, with LoRA).</summary>
+    public long TrainableParameters { get; init; }
+
+    /// <summary>All parameters of the model, adapters included.</summary>
+    public long Parameters { get; init; }
+}
 
 /// <summary>
 /// <c>training.json</c>: everything later steps need from training, so evaluation scores held-out queries exactly as

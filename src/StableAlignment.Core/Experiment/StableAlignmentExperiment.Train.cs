@@ -53,7 +53,8 @@ public sealed partial class StableAlignmentExperiment
         foreach (var run in Runs())
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var recipe = run.Key;
+            var recipe = run.First().Recipe;
+            var lora = run.First().Lora;
             var last = run.OrderBy(v => AlignmentStages.NamesOf(recipe).ToList().IndexOf(v.Stage)).Last();
             using var model = Options.Model.InitFrom is { } checkpoint
                 ? CausalLanguageModel.FromHuggingFace(checkpoint)
@@ -74,6 +75,8 @@ public sealed partial class StableAlignmentExperiment
                 ValidateEverySteps = Math.Max(10, totalSteps / training.ValidationPoints),
                 MetricsDirectory = metrics,
                 StageSnapshots = run.ToDictionary(v => v.Stage, Folder.CheckpointDirectory, StringComparer.Ordinal),
+                Lora = lora,
+                LoraSeed = Options.Seed,
             });
             string activity = $"train {last.Name}";
             var relay = new Relay<TrainingProgress>(p =>
@@ -92,7 +95,12 @@ public sealed partial class StableAlignmentExperiment
                 trained.Add(new TrainedVariant(variant.Name, Folder.Relative(Folder.CheckpointDirectory(variant)), stage.GlobalSteps,
                     stage.ElapsedSeconds, stage.FinalValidation?.RankingAccuracy));
             }
-            runs.Add(new TrainedRun(last.Name, recipe, Folder.Relative(metrics), report.GlobalSteps, report.SkippedSteps, report.TokensPerSecond));
+            runs.Add(new TrainedRun(last.Name, recipe, Folder.Relative(metrics), report.GlobalSteps, report.SkippedSteps, report.TokensPerSecond)
+            {
+                Lora = lora,
+                TrainableParameters = model.TrainableParameterCount,
+                Parameters = model.ParameterCount,
+            });
             Backends.Plots?.Training(TrainingHistory.Read(metrics), metrics);
         }
 

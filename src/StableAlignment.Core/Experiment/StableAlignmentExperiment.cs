@@ -66,15 +66,15 @@ public sealed partial class StableAlignmentExperiment
         return Folder.Report;
     }
 
-    /// <summary>The variants of each training run, runs in order of first appearance (so the baseline trains first).</summary>
-    private IEnumerable<IGrouping<AlignmentRecipe, ExperimentVariant>> Runs() => Options.Variants.GroupBy(v => v.Recipe);
+    /// <summary>The variants of each training run (one recipe, one adapter setting), runs in order of first appearance (so the baseline trains first).</summary>
+    private IEnumerable<IGrouping<string, ExperimentVariant>> Runs() => Options.Variants.GroupBy(v => v.RunKey, StringComparer.Ordinal);
 
     /// <summary>The design the report compares: the SFT-only baseline against the stages of the full recipe.</summary>
     private AblationDesign Design()
     {
         var names = Options.Variants.Select(v => v.Name).ToList();
         var baseline = Options.Variants.FirstOrDefault(v => v.Recipe == AlignmentRecipe.SftOnly) ?? Options.Variants[0];
-        var method = Options.Variants.Where(v => v.Recipe != AlignmentRecipe.SftOnly).GroupBy(v => v.Recipe).FirstOrDefault();
+        var method = Options.Variants.Where(v => v.Recipe != AlignmentRecipe.SftOnly).GroupBy(v => v.RunKey, StringComparer.Ordinal).FirstOrDefault();
         var stages = method is null ? [baseline.Name]
             : method.OrderBy(v => AlignmentStages.NamesOf(v.Recipe).ToList().IndexOf(v.Stage)).Select(v => v.Name).ToList();
         return new AblationDesign(names, baseline.Name, stages);

@@ -33,6 +33,8 @@ public sealed class CliTests
         File.WriteAllText(Path.Combine(dir.Path, "bad.json"), "[{\"query\": \"q\", \"responses\": [\"a\"], \"scores\": [\"x\"]}]");
         AssertOneClearError(CliProcess.Run(Short, "build-dataset", "--out", dir.Path, "--released", Path.Combine(dir.Path, "bad.json")), "bad.json");
         AssertOneClearError(CliProcess.Run(Short, "simulate", "--out", dir.Path, "--agents", "carrier-pigeon:fast"), "carrier-pigeon");
+        AssertOneClearError(CliProcess.Run(Short, "export", "--out", dir.Path, "--variant", "IL", "--format", "onnx", "--to", dir.File("m")), "onnx");
+        AssertOneClearError(CliProcess.Run(Short, "train", "--out", dir.Path, "--lora", "r=zero"), "r=zero");
     }
 
     [Fact]
@@ -56,6 +58,13 @@ public sealed class CliTests
         Assert.True(File.Exists(Path.Combine(dir.Path, "plots", "accuracy.png")));
         Assert.True(File.Exists(Path.Combine(dir.Path, "plots", "ratings-before-after.png")));
         Assert.True(File.Exists(Path.Combine(dir.Path, "checkpoints", "IL-SC-RA", "config.json")));
+
+        // A trained variant leaves for llama.cpp: GGUF's magic and version 3, read here, not by the library.
+        var export = CliProcess.Run(Short, "export", "--out", dir.Path, "--variant", "IL+SC+RA", "--format", "gguf", "--to", Path.Combine(dir.Path, "m.gguf"));
+        Assert.True(export.ExitCode == 0, export.Output);
+        var gguf = File.ReadAllBytes(Path.Combine(dir.Path, "m.gguf"));
+        Assert.Equal("GGUF"u8.ToArray(), gguf[..4]);
+        Assert.Equal(3, BitConverter.ToInt32(gguf, 4));
 
         // The table is recomputed from the per-item file, so its accuracies must be the items' own counts.
         var items = ItemResultsJsonl.Read(Path.Combine(dir.Path, "evaluation", "items.jsonl"));

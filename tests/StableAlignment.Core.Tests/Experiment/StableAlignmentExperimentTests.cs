@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using StableAlignment.Core.Evaluation;
 using StableAlignment.Core.Experiment;
+using StableAlignment.Core.Models;
 using StableAlignment.Core.Sandbox;
 using StableAlignment.Core.Training;
 
@@ -49,6 +50,35 @@ public sealed class StableAlignmentExperimentTests
         File.WriteAllText(experiment.Folder.TrainingSummary, training.ToJsonString());
         await experiment.EvaluateAsync();
         Assert.Equal(2, Widest());
+    }
+
+    [Fact]
+    public async Task A_lora_run_trains_beside_full_fine_tuning_and_every_variant_exports()
+    {
+        using var dir = new TempFolder();
+        var lora = ExperimentVariant.Full with { Name = "IL+SC+RA LoRA", Lora = new LoraOptions { Rank = 4, Alpha = 8 } };
+        var options = Tiny with { Variants = [ExperimentVariant.SftBaseline, ExperimentVariant.Full, lora] };
+        var questions = QuestionSource.FromEnumerable(QuestionSource.BuiltIn().Questions.Take(6));
+        var experiment = new StableAlignmentExperiment(options, dir.Path, new ExperimentBackends { Questions = questions });
+        await experiment.RunAsync();
+
+        string report = File.ReadAllText(experiment.Folder.Report);
+        Assert.Contains("| IL+SC+RA |", report, StringComparison.Ordinal);
+        Assert.Contains("| IL+SC+RA LoRA |", report, StringComparison.Ordinal);
+        var runs = JsonNode.Parse(File.ReadAllText(experiment.Folder.TrainingSummary))!["runs"]!.AsArray();
+        Assert.Equal(3, runs.Count);
+        long Trainable(int i) => runs[i]!["trainableParameters"]!.GetValue<long>();
+        Assert.Equal(runs[1]!["parameters"]!.GetValue<long>(), Trainable(1));
+        Assert.InRange(Trainable(2), 1, Trainable(1) / 2);
+
+        await experiment.ExportAsync(lora.Name, ExportFormat.Peft, null, dir.File("adapter"));
+        Assert.True(File.Exists(Path.Combine(dir.File("adapter"), "adapter_config.json")));
+        await experiment.ExportAsync(ExperimentVariant.Full.Name, ExportFormat.Gguf, ExportDType.Q8_0, dir.File("model.gguf"));
+        Assert.Equal("GGUF"u8.ToArray(), File.ReadAllBytes(dir.File("model.gguf"))[..4]);
+        await experiment.ExportAsync(lora.Name, ExportFormat.HuggingFace, ExportDType.BF16, dir.File("hf"));
+        Assert.True(File.Exists(Path.Combine(dir.File("hf"), "model.safetensors")));
+        var missing = await Assert.ThrowsAsync<ExperimentException>(() => experiment.ExportAsync("IL+SC", ExportFormat.Gguf, null, dir.File("x.gguf")));
+        Assert.Contains("no variant 'IL+SC'", missing.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1,4 +1,3 @@
-using StableAlignment.Core.Data;
 
 namespace StableAlignment.Core.Models;
 
@@ -26,8 +25,13 @@ public enum VocabularyLayout
 /// <summary>Settings of <see cref="CausalLanguageModel.SaveHuggingFace"/>, <see cref="CausalLanguageModel.SaveGguf"/> and <see cref="ModelExporter"/>.</summary>
 public sealed record ModelExportOptions
 {
-    /// <summary>The prompt format the model was trained with; its <see cref="PromptTemplate.ChatTemplate"/> is written back. Default Alpaca (the library's training default).</summary>
-    public PromptTemplate PromptTemplate { get; init; } = PromptTemplate.Alpaca;
+    /// <summary>
+    /// The chat template (Jinja) of the prompt format the model was trained with, written back as
+    /// <c>tokenizer_config.json</c>'s <c>chat_template</c> and GGUF's <c>tokenizer.chat_template</c>, so llama.cpp and
+    /// Ollama format prompts as training did; a dataset's <c>PromptTemplate.ChatTemplate</c> gives it. Null writes none.
+    /// Default: the Alpaca format (the library's training default).
+    /// </summary>
+    public string? ChatTemplate { get; init; } = ChatTemplates.Jinja(ChatTemplateFamily.Alpaca);
 
     /// <summary>Layout of a compact vocabulary; null: <see cref="VocabularyLayout.Compact"/> for GGUF, <see cref="VocabularyLayout.FullInner"/> for Hugging Face.</summary>
     public VocabularyLayout? Vocabulary { get; init; }
@@ -52,7 +56,6 @@ public sealed record ModelExportOptions
     /// <returns>This instance, for chaining.</returns>
     public ModelExportOptions Validate()
     {
-        if (PromptTemplate is null) throw new ArgumentException("PromptTemplate must be set.", nameof(PromptTemplate));
         if (Vocabulary is { } v && !Enum.IsDefined(v)) throw new ArgumentException($"Vocabulary must be a defined layout, got {v}.", nameof(Vocabulary));
         if (MaxShardBytes <= 0) throw new ArgumentException($"MaxShardBytes must be positive, got {MaxShardBytes}.", nameof(MaxShardBytes));
         if (string.IsNullOrWhiteSpace(ModelName)) throw new ArgumentException("ModelName must not be empty.", nameof(ModelName));

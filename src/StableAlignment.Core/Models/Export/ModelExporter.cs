@@ -64,8 +64,8 @@ public static class ModelExporter
     }
 
     /// <summary>
-    /// Exports a checkpoint folder written by <see cref="CausalLanguageModel.SaveCheckpoint"/> with its tokenizer
-    /// beside it: <c>tokenizer.json</c> (a Hugging Face BPE tokenizer) or <c>vocabulary.json</c> (a compact vocabulary
+    /// Exports a checkpoint folder (<see cref="ModelCheckpoint"/>: the model with its tokenizer beside it,
+    /// <c>tokenizer.json</c> for a Hugging Face BPE tokenizer or <c>vocabulary.json</c> for a compact vocabulary
     /// over GPT-2), the layout a run's trained variants are kept in.
     /// </summary>
     /// <param name="checkpointDirectory">The folder.</param>
@@ -82,23 +82,9 @@ public static class ModelExporter
         ArgumentException.ThrowIfNullOrWhiteSpace(checkpointDirectory);
         Validate(format, dtype);
         options ??= new ModelExportOptions();
-        var huggingFace = Path.Combine(checkpointDirectory, TokenizerFiles.TokenizerFileName);
-        var compact = Path.Combine(checkpointDirectory, TokenizerFiles.CompactVocabularyFileName);
-        Tokenizer tokenizer;
-        if (File.Exists(huggingFace))
-        {
-            tokenizer = ModelTokenizers.FromFile(huggingFace);
-            options = options with { TokenizerFile = options.TokenizerFile ?? huggingFace };
-        }
-        else if (File.Exists(compact))
-        {
-            tokenizer = CompactVocabularyTokenizer.Load(compact, ModelTokenizers.Gpt2());
-        }
-        else
-        {
-            throw new FileNotFoundException($"Checkpoint '{checkpointDirectory}' has no tokenizer ({TokenizerFiles.TokenizerFileName} or {TokenizerFiles.CompactVocabularyFileName}).");
-        }
-        using var model = CausalLanguageModel.LoadCheckpoint(checkpointDirectory);
-        Export(model, tokenizer, format, dtype, target, options, progress, cancellationToken);
+        using var checkpoint = ModelCheckpoint.Load(checkpointDirectory);
+        var huggingFace = Path.Combine(checkpointDirectory, ModelCheckpoint.HuggingFaceTokenizerFileName);
+        if (File.Exists(huggingFace)) options = options with { TokenizerFile = options.TokenizerFile ?? huggingFace };
+        Export(checkpoint.Model, checkpoint.Tokenizer, format, dtype, target, options, progress, cancellationToken);
     }
 }

@@ -7,9 +7,9 @@ namespace StableAlignment.Core.Models;
 /// <summary>Hugging Face's tokenizer files: <c>tokenizer.json</c>, <c>tokenizer_config.json</c> (with <c>chat_template</c>).</summary>
 internal static class TokenizerFiles
 {
-    public const string TokenizerFileName = "tokenizer.json";
+    public const string TokenizerFileName = ModelCheckpoint.HuggingFaceTokenizerFileName;
     public const string ConfigFileName = "tokenizer_config.json";
-    public const string CompactVocabularyFileName = "vocabulary.json";
+    public const string CompactVocabularyFileName = ModelCheckpoint.CompactVocabularyFileName;
 
     /// <summary>
     /// Writes the tokenizer files of <paramref name="tokenizer"/> into <paramref name="directory"/>: a generated
@@ -45,7 +45,7 @@ internal static class TokenizerFiles
         config["add_eos_token"] ??= false;
         config["clean_up_tokenization_spaces"] ??= false;
         config["model_max_length"] = maxLength;
-        if (options.PromptTemplate.ChatTemplate is { } template) config["chat_template"] = template;
+        if (options.ChatTemplate is { } template) config["chat_template"] = template;
         File.WriteAllText(Path.Combine(directory, ConfigFileName), config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 

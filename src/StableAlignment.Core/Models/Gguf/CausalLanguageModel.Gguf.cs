@@ -80,7 +80,7 @@ public sealed partial class CausalLanguageModel
         if (vocabulary.UnknownId is int unk) gguf.Add("tokenizer.ggml.unknown_token_id", (uint)unk);
         gguf.Add("tokenizer.ggml.add_bos_token", false);
         gguf.Add("tokenizer.ggml.add_eos_token", false);
-        if (options.PromptTemplate.ChatTemplate is { } template) gguf.Add("tokenizer.chat_template", template);
+        if (options.ChatTemplate is { } template) gguf.Add("tokenizer.chat_template", template);
 
         if (c.RopeScaling is { Kind: RopeScalingKind.Llama3 } llama3)
         {

@@ -134,7 +134,7 @@ public class HuggingFaceExportTests
     {
         using var model = new CausalLanguageModel(CausalLanguageModelTests.Tiny with { VocabSize = 50257, HiddenSize = 8, IntermediateSize = 8, NumHeads = 2, NumKeyValueHeads = 1, NumLayers = 1 }, seed: 5);
         using var temp = new TempFolder("sa-hf-");
-        model.SaveHuggingFace(temp.Path, tokenizer: ModelTokenizers.Gpt2(), options: new ModelExportOptions { PromptTemplate = PromptTemplate.Llama3 });
+        model.SaveHuggingFace(temp.Path, tokenizer: ModelTokenizers.Gpt2(), options: new ModelExportOptions { ChatTemplate = PromptTemplate.Llama3.ChatTemplate });
         var json = JsonNode.Parse(File.ReadAllText(temp.File("tokenizer.json")))!.AsObject();
         var merges = json["model"]!["merges"]!.AsArray().Select(m => m!.GetValue<string>()).ToList();
         Assert.Equal(50000, merges.Count);
@@ -205,7 +205,7 @@ public class HuggingFaceExportTests
         var file = Path.Combine(temp.File("source"), "tokenizer.json");
         Tokenizer fromFile = ModelTokenizers.FromFile(file);
         using var model = new CausalLanguageModel(small, seed: 9);
-        var options = new ModelExportOptions { TokenizerFile = file, PromptTemplate = PromptTemplate.ChatMl };
+        var options = new ModelExportOptions { TokenizerFile = file, ChatTemplate = PromptTemplate.ChatMl.ChatTemplate };
         ModelExporter.Export(model, fromFile, ExportFormat.HuggingFace, ExportDType.F32, temp.File("hf"), options);
         Assert.Equal(File.ReadAllText(file), File.ReadAllText(Path.Combine(temp.File("hf"), "tokenizer.json")));
         var gguf = temp.File("model.gguf");

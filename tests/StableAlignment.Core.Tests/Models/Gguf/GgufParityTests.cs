@@ -46,7 +46,7 @@ public sealed class GgufParityFixture : IDisposable
             foreach (var type in (ExportDType[])[ExportDType.F32, ExportDType.F16, ExportDType.Q8_0])
             {
                 var path = PathOf(m, type);
-                model.SaveGguf(path, type, tokenizer, new ModelExportOptions { PromptTemplate = PromptTemplate.ChatMl });
+                model.SaveGguf(path, type, tokenizer, new ModelExportOptions { ChatTemplate = PromptTemplate.ChatMl.ChatTemplate });
                 using var llama = new LlamaCppModel(path);
                 double max = 0;
                 int positions = 0, agree = 0;
