@@ -27,6 +27,12 @@ public sealed record ExperimentBackends
     /// <summary>Creates the embedding generator of the agents' memories (the experiment disposes it); null uses <see cref="HashingEmbeddingGenerator"/>.</summary>
     public Func<IEmbeddingGenerator<string, Embedding<float>>>? Embeddings { get; init; }
 
+    /// <summary>
+    /// Runs the society; null runs it in this process (<see cref="SandboxFactory"/>). A distributed engine (for example
+    /// the <c>StableAlignment.Sandbox.Orleans</c> package's) gives the same log and uses its own hosts' model clients.
+    /// </summary>
+    public ISandboxEngine? SandboxEngine { get; init; }
+
     /// <summary>The questions the society answers; null uses the built-in scenario bank.</summary>
     public QuestionSource? Questions { get; init; }
 

@@ -32,7 +32,8 @@ public sealed partial class StableAlignmentExperiment
 
         string activity = $"simulate {world.GridSize}x{world.GridSize} grid, {Options.Rounds} rounds";
         SandboxRunResult run;
-        await using (var sandbox = SandboxFactory.Create(world, backends, loggerFactory: Backends.LoggerFactory))
+        await using (var sandbox = Backends.SandboxEngine?.Create(world, backends, loggerFactory: Backends.LoggerFactory)
+            ?? SandboxFactory.Create(world, backends, loggerFactory: Backends.LoggerFactory))
         {
             var relay = new Relay<SandboxProgress>(p => progress?.Report(
                 new ExperimentProgress(ExperimentStep.Simulate, activity, p.InteractionsDone, p.InteractionsTotal)));

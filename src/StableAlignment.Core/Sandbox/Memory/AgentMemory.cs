@@ -45,6 +45,12 @@ public sealed class AgentMemory
         lock (_lock) _entries.Add(entry);
     }
 
+    /// <summary>Forgets every entry stored in <paramref name="round"/> or later (an interaction that is being redone).</summary>
+    internal void ForgetFrom(int round)
+    {
+        lock (_lock) _entries.RemoveAll(e => e.Round >= round);
+    }
+
     /// <summary>Whether <paramref name="question"/> was stored before <paramref name="beforeRound"/>.</summary>
     internal bool Contains(string question, int beforeRound)
     {

@@ -117,6 +117,19 @@ internal sealed class SocialAgent(int id, GridPosition position, string persona,
         return runtime.CompleteAsync(client, System, user, "revise", context, Id, Participant, cancellationToken);
     }
 
+    /// <summary>
+    /// After an interaction: stores (question, revised answer) as a memory of <paramref name="round"/> if the question
+    /// is new to the agent. Returns the stored entry, or null when none was stored.
+    /// </summary>
+    internal async Task<MemoryEntry?> RememberAsync(string question, string answer, int round, CancellationToken cancellationToken)
+    {
+        if (Memory.Contains(question, round + 1)) return null;
+        var entry = new MemoryEntry(question, answer, round)
+        { Embedding = await runtime.Embeddings.GetAsync(question, cancellationToken).ConfigureAwait(false) };
+        Memory.Add(entry);
+        return entry;
+    }
+
     /// <summary>The retrieved memories as prompt text: only what was stored before <paramref name="round"/>.</summary>
     private async Task<string> MemoryBlockAsync(string question, int round, CancellationToken cancellationToken)
     {

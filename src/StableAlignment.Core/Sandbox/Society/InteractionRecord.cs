@@ -90,6 +90,11 @@ public sealed record InteractionRecord
     /// <summary>Mean observer alignment score of the revision over successful ratings, or <see langword="null"/> when none succeeded.</summary>
     public double? RevisionAlignment => MeanAlignment(RevisionScores);
 
+    /// <summary>Ratings of this interaction recorded as failures (peers' and observers').</summary>
+    internal long FailedRatings() =>
+        Feedback.Count(f => !f.Rating.Succeeded)
+        + DraftScores.Concat(RevisionScores).Sum(s => (s.Alignment.Succeeded ? 0 : 1) + (s.Engagement.Succeeded ? 0 : 1));
+
     private static double? MeanAlignment(IReadOnlyList<ObserverScore> scores)
     {
         double sum = 0;

@@ -55,19 +55,15 @@ internal sealed partial class Sandbox : ISandbox
     private readonly Dictionary<int, int> _ordinalById;
     private readonly Dictionary<int, int[]> _neighbourhoods;
     private readonly int[] _activeIds;
+    private readonly SandboxPlan _plan;
     private int _running;
 
     internal Sandbox(SandboxOptions options, SandboxBackends backends, SandboxSchedule? schedule, ILoggerFactory? loggerFactory, IDisposable? owned)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(backends);
-        options.Validate();
+        _plan = new SandboxPlan(options, backends.Questions, backends.MemorySeeds);
         _schedule = (schedule ?? new SandboxSchedule()).Validate();
-        foreach (string persona in SandboxWorld.LayoutPersonas(options).OfType<string>().Distinct())
-        {
-            if (options.MemorySeedSize > 0 && !backends.MemorySeeds.ContainsKey(persona))
-                throw new ArgumentException($"SandboxBackends.MemorySeeds has no seed set for persona '{persona}'.", nameof(backends));
-        }
         Options = options;
         _backends = backends;
         _owned = owned;
@@ -76,13 +72,13 @@ internal sealed partial class Sandbox : ISandbox
         _budgets = [.. new[] { backends.AgentClient, backends.ObserverClient }.OfType<IChatClient>()
             .Select(c => c.GetService<TokenBudget>()).OfType<TokenBudget>().Distinct()];
         _runtime = new AgentRuntime(options, _calls, new EmbeddingCache(backends.Embeddings));
-        var personas = SandboxWorld.LayoutPersonas(options);
+        var personas = _plan.Personas;
         _agents = [.. personas.Select((p, id) => (p, id)).Where(x => x.p is not null)
             .Select(x => new SocialAgent(x.id, SandboxWorld.PositionOf(x.id, options.GridSize), x.p!, backends.AgentClient, _runtime))];
-        _activeIds = [.. _agents.Select(a => a.Id)];
+        _activeIds = _plan.ActiveIds;
         _ordinalById = _agents.Select((a, i) => (a.Id, i)).ToDictionary(x => x.Id, x => x.i);
         _observers = [.. Enumerable.Range(0, options.ObserverCount).Select(i => new ObserverAgent(i, backends.ObserverClient ?? backends.AgentClient, _runtime))];
-        _neighbourhoods = SandboxWorld.Neighbourhoods(_activeIds, options.GridSize, options.EffectiveRadius);
+        _neighbourhoods = _plan.Neighbourhoods;
     }
 
     /// <inheritdoc />
@@ -100,11 +96,7 @@ internal sealed partial class Sandbox : ISandbox
             : throw new ArgumentOutOfRangeException(nameof(agentId), agentId, "No active agent has this id.");
 
     /// <summary>The question agent number <paramref name="ordinal"/> (in id order) answers in <paramref name="round"/>.</summary>
-    internal string QuestionFor(int round, int ordinal)
-    {
-        var q = _backends.Questions.Questions;
-        return q[(int)(((long)round * _agents.Length + ordinal) % q.Count)];
-    }
+    internal string QuestionFor(int round, int ordinal) => _plan.QuestionFor(round, ordinal);
 
     /// <inheritdoc />
     public async Task<SandboxRunResult> RunAsync(int rounds, string logPath, IProgress<SandboxProgress>? progress = null,
@@ -152,13 +144,7 @@ internal sealed partial class Sandbox : ISandbox
         return Result(reason, done, log.Count, run.RatingFailures, clock.Elapsed);
     }
 
-    /// <summary>The options' fingerprint plus the embedding model, which decides what memories are retrieved.</summary>
-    private string Fingerprint()
-    {
-        var metadata = _backends.Embeddings.GetService<EmbeddingGeneratorMetadata>();
-        return Options.Fingerprint(_backends.Questions.Questions)
-            + $"Embeddings={metadata?.ProviderName}/{metadata?.DefaultModelId}/{metadata?.DefaultModelDimensions}\n";
-    }
+    private string Fingerprint() => _plan.Fingerprint(_backends.Embeddings.GetService<EmbeddingGeneratorMetadata>());
 
     private SandboxRunResult Result(SandboxStopReason reason, long done, long inLog, long failures, TimeSpan elapsed) => new()
     {
@@ -179,11 +165,7 @@ internal sealed partial class Sandbox : ISandbox
         foreach (var agent in _agents)
         {
             agent.Memory.Clear();
-            if (Options.MemorySeedSize == 0) continue;
-            var pool = _backends.MemorySeeds[agent.Persona].ToList();
-            var rng = new DeterministicRandom(StableHash.Combine((ulong)Options.Seed, agent.Id, 0x5EEDL));
-            rng.Shuffle(pool);
-            seeds.AddRange(pool.Take(Options.MemorySeedSize).Select(p => (agent, p)));
+            seeds.AddRange(_plan.MemorySeed(agent.Id).Select(p => (agent, p)));
         }
         var updates = log.MemoryUpdates();
         await _runtime.Embeddings.WarmAsync(seeds.Select(s => s.Pair.Question).Concat(updates.Select(u => u.Entry.Question))
@@ -318,13 +300,7 @@ internal sealed partial class Sandbox : ISandbox
             IAgent[] peers = [.. peerIds.Select(id => _s._agents[_s._ordinalById[id]])];
             var record = await BackScatterProtocol.RunAsync(agent, question, round, peers, _s._observers, _s.Options.MaxFeedbackPasses,
                 (peer, token) => WaitAgentRound(peer.Id, round - 1, token), ct).ConfigureAwait(false);
-            MemoryEntry? update = null;
-            if (!agent.Memory.Contains(question, round + 1))
-            {
-                update = new MemoryEntry(question, record.Revision, round)
-                { Embedding = await _s._runtime.Embeddings.GetAsync(question, ct).ConfigureAwait(false) };
-                agent.Memory.Add(update);
-            }
+            MemoryEntry? update = await agent.RememberAsync(question, record.Revision, round, ct).ConfigureAwait(false);
             return new Outcome(record, update, Interlocked.Read(ref usage[0]), Interlocked.Read(ref usage[1]));
         }
 
@@ -374,9 +350,7 @@ internal sealed partial class Sandbox : ISandbox
             if (_log.Count < _total) _cts.Cancel();
         }
 
-        private static long CountFailures(InteractionRecord r) =>
-            r.Feedback.Count(f => !f.Rating.Succeeded)
-            + r.DraftScores.Concat(r.RevisionScores).Sum(s => (s.Alignment.Succeeded ? 0 : 1) + (s.Engagement.Succeeded ? 0 : 1));
+        private static long CountFailures(InteractionRecord r) => r.FailedRatings();
 
         private void Fail(Exception ex)
         {

@@ -1,0 +1,456 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Orleans.Runtime;
+using Orleans.Runtime.Messaging;
+using Orleans.Storage;
+using StableAlignment.Core.Sandbox;
+using StableHash = StableAlignment.Core.Sandbox.StableHash;
+
+namespace StableAlignment.Sandbox.Orleans;
+
+/// <summary>
+/// The Orleans engine's coordinator, behind <see cref="ISandbox"/>: it schedules rounds exactly as the in-process
+/// sandbox does (the core's <see cref="SandboxPlan"/>: question order, seeded peers, memory seeds) and runs each
+/// interaction in its centre agent's grain. Interaction (round r, agent a) starts once a's and its peers' round r - 1
+/// have returned, so every prompt is what a strict round-by-round run sends; replies are committed to the core's SQLite
+/// log in schedule order, one transaction each, keyed by (round, agent). A reply lost with a silo is asked for again
+/// (the grain is reactivated on another silo from storage), and only the coordinator writes the log, so no interaction
+/// is lost or recorded twice; with the offline society the log is byte-identical to the in-process sandbox's.
+/// </summary>
+internal sealed partial class OrleansSandbox : ISandbox
+{
+    /// <summary>Attempts of one interaction across cluster faults (a dead silo, a lost connection) before the run fails.</summary>
+    internal const int MaxInteractionAttempts = 60;
+
+    private static readonly Counter<long> Redone = SandboxTelemetry.Meter.CreateCounter<long>(
+        "sandbox.interactions_redone", description: "Interactions asked for again after a cluster fault (a silo died or a reply was lost).");
+
+    private readonly IGrainFactory _grains;
+    private readonly SandboxPlan _plan;
+    private readonly SandboxSchedule _schedule;
+    private readonly ILogger _logger;
+    private readonly ClientAgent[] _agents;
+    private readonly ClientObserver[] _observers;
+    private int _running;
+
+    public OrleansSandbox(IGrainFactory grains, SandboxOptions options, QuestionSource questions,
+        IReadOnlyDictionary<string, IReadOnlyList<QuestionAnswer>> memorySeeds, SandboxSchedule? schedule, ILoggerFactory? loggerFactory)
+    {
+        ArgumentNullException.ThrowIfNull(grains);
+        _grains = grains;
+        _plan = new SandboxPlan(options, questions, memorySeeds);
+        _schedule = (schedule ?? new SandboxSchedule()).Validate();
+        _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<OrleansSandbox>();
+        Options = options;
+        _agents = [.. _plan.ActiveIds.Select(id => new ClientAgent(this, id, SandboxWorld.PositionOf(id, options.GridSize), _plan.Personas[id]!))];
+        _observers = [.. Enumerable.Range(0, options.ObserverCount).Select(i => new ClientObserver(this, i))];
+    }
+
+    /// <inheritdoc />
+    public SandboxOptions Options { get; }
+
+    /// <inheritdoc />
+    /// <remarks>Their <see cref="IAgent.Memory"/> is what the log says they remember (without embeddings); they answer once a run has set up their grains.</remarks>
+    public IReadOnlyList<IAgent> Agents => _agents;
+
+    /// <inheritdoc />
+    public IReadOnlyList<IObserverAgent> Observers => _observers;
+
+    /// <summary>The key of the current or last run's grains.</summary>
+    internal string? RunKey { get; private set; }
+
+    /// <summary>Per-silo counts and redone interactions of the last run.</summary>
+    internal OrleansRunStatistics? LastRun { get; private set; }
+
+    /// <inheritdoc />
+    public IReadOnlyList<int> Neighbours(int agentId) =>
+        _plan.Neighbourhoods.TryGetValue(agentId, out var n) ? n
+            : throw new ArgumentOutOfRangeException(nameof(agentId), agentId, "No active agent has this id.");
+
+    /// <inheritdoc />
+    public async Task<SandboxRunResult> RunAsync(int rounds, string logPath, IProgress<SandboxProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rounds);
+        ArgumentException.ThrowIfNullOrWhiteSpace(logPath);
+        if (Interlocked.Exchange(ref _running, 1) == 1)
+            throw new InvalidOperationException("This sandbox is already running; agents' memories belong to one run at a time.");
+        try
+        {
+            return await RunOnceAsync(rounds, logPath, progress, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            Volatile.Write(ref _running, 0);
+        }
+    }
+
+    private async Task<SandboxRunResult> RunOnceAsync(int rounds, string logPath, IProgress<SandboxProgress>? progress, CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        using var activity = SandboxTelemetry.Source.StartActivity("sandbox.run");
+        int perRound = _plan.AgentsPerRound;
+        var model = await WithRetriesAsync(() => _grains.GetGrain<ISiloInfoGrain>(0).EmbeddingModelAsync(), cancellationToken).ConfigureAwait(false);
+        string fingerprint = _plan.Fingerprint(new EmbeddingGeneratorMetadata(model.Provider, null, model.Model, model.Dimensions));
+        using var log = SandboxLogWriter.Open(logPath, fingerprint, perRound);
+        string run = RunKey = StableHash.Sha256Hex(fingerprint + "\n" + Path.GetFullPath(logPath))[..24];
+        await WithRetriesAsync(() => _grains.GetGrain<IWorldGrain>(run).SetAsync(WorldOptionsJson()), cancellationToken).ConfigureAwait(false);
+        await ResetAgentsAsync(run, log, model, cancellationToken).ConfigureAwait(false);
+
+        long start = log.Count;
+        long total = (long)rounds * perRound;
+        LogStart(_logger, perRound, rounds, start, logPath);
+        var state = new RunState(this, log, run, start, total, progress, cancellationToken);
+        if (start < total && perRound > 0)
+        {
+            var loops = Enumerable.Range(0, perRound).Select(ordinal => Task.Run(() => state.AgentLoopAsync(ordinal), CancellationToken.None)).ToList();
+            var committer = Task.Run(state.CommitLoopAsync, CancellationToken.None);
+            await Task.WhenAll(loops.Append(committer)).ConfigureAwait(false);
+        }
+        state.Dispose();
+        LastRun = state.Statistics();
+        foreach (var (silo, count) in LastRun.InteractionsBySilo) LogSilo(_logger, silo, count);
+
+        if (state.Failure is { } failure) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        cancellationToken.ThrowIfCancellationRequested();
+        var reason = log.Count >= total ? SandboxStopReason.Completed : SandboxStopReason.BudgetExhausted;
+        LogEnd(_logger, reason, log.Count - start, log.Count, LastRun.Redone, clock.Elapsed.TotalSeconds);
+        return state.Result(reason, clock.Elapsed);
+    }
+
+    /// <summary>The options as the silos receive them; a lossy round trip would make them build another world, so it is refused here.</summary>
+    private string WorldOptionsJson()
+    {
+        string json = JsonSerializer.Serialize(Options, WorldJson.Options);
+        var back = JsonSerializer.Deserialize<SandboxOptions>(json, WorldJson.Options);
+        if (back is null || back.Fingerprint([]) != Options.Fingerprint([]))
+            throw new NotSupportedException("These SandboxOptions do not survive the JSON round trip to the silos (a custom prompt or persona type?).");
+        return json;
+    }
+
+    /// <summary>Memories = the persona-matched seed (round -1) + every logged update, so a resumed run sees what an uninterrupted one did.</summary>
+    private async Task ResetAgentsAsync(string run, SandboxLogWriter log, EmbeddingModel model, CancellationToken cancellationToken)
+    {
+        var updates = log.MemoryUpdates().ToLookup(u => u.AgentId, u => u.Entry);
+        await Task.WhenAll(_agents.Select(async agent =>
+        {
+            var memory = _plan.MemorySeed(agent.Id).Select(p => new MemoryEntry(p.Question, p.Answer, -1)).Concat(updates[agent.Id]).ToList();
+            agent.Mirror.Clear();
+            foreach (var entry in memory) agent.Mirror.Add(entry);
+            var reset = new AgentReset(run, agent.Id, agent.Persona, [.. memory.Select(m => new StoredMemory(m.Question, m.Answer, m.Round, []))]);
+            var siloModel = await WithRetriesAsync(() => AgentGrain(run, agent.Id).ResetAsync(reset), cancellationToken).ConfigureAwait(false);
+            if (siloModel != model)
+                throw new InvalidOperationException(
+                    $"The silos embed with different models ('{model}' and '{siloModel}'); every silo of a run must use the same one.");
+        })).ConfigureAwait(false);
+    }
+
+    internal IAgentGrain AgentGrain(string run, int id) => _grains.GetGrain<IAgentGrain>(global::StableAlignment.Sandbox.Orleans.AgentGrain.AgentKey(run, id));
+
+    internal IObserverGrain ObserverGrain(string run, int id) => _grains.GetGrain<IObserverGrain>(global::StableAlignment.Sandbox.Orleans.AgentGrain.AgentKey(run, id));
+
+    internal string CurrentRun() => RunKey ?? throw new InvalidOperationException("The agents' grains are set up by RunAsync; run the sandbox first.");
+
+    /// <summary>Whether an exception is the cluster's (a silo died, a connection or reply was lost), not the model's or a bug.</summary>
+    internal static bool IsClusterFault(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is OrleansMessageRejectionException or ConnectionFailedException or GatewayTooBusyException or ClientNotAvailableException
+                or TimeoutException or InconsistentStateException) return true;
+        }
+        return exception is AggregateException { InnerExceptions.Count: > 0 } all && all.InnerExceptions.All(IsClusterFault);
+    }
+
+    /// <summary>Calls the cluster until it answers: cluster faults are retried with capped backoff, anything else is thrown.</summary>
+    internal async Task<T> WithRetriesAsync<T>(Func<Task<T>> call, CancellationToken cancellationToken, Action? onRetry = null)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await call().WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (attempt < MaxInteractionAttempts && !cancellationToken.IsCancellationRequested && IsClusterFault(ex))
+            {
+                onRetry?.Invoke();
+                LogRetry(_logger, attempt, ex.GetType().Name, ex.Message);
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2000, 50 * (1 << Math.Min(attempt, 6)))), cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private Task<bool> WithRetriesAsync(Func<Task> call, CancellationToken cancellationToken) =>
+        WithRetriesAsync(async () =>
+        {
+            await call().ConfigureAwait(false);
+            return true;
+        }, cancellationToken);
+
+    /// <inheritdoc />
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+
+    /// <summary>The mutable state of one run.</summary>
+    private sealed class RunState : IDisposable
+    {
+        private readonly OrleansSandbox _s;
+        private readonly SandboxLogWriter _log;
+        private readonly string _run;
+        private readonly long _start;
+        private readonly long _total;
+        private readonly int _perRound;
+        private readonly IProgress<SandboxProgress>? _progress;
+        private readonly CancellationToken _userToken;
+        private readonly CancellationTokenSource _cts;
+        private readonly TaskCompletionSource<InteractionReply>[] _results; // by seq - start
+        private readonly TaskCompletionSource[] _roundCommitted;            // by round
+        private readonly ConcurrentDictionary<string, long> _bySilo = new(StringComparer.Ordinal);
+        private readonly ConcurrentDictionary<string, long[]> _byParticipant = new(StringComparer.Ordinal);
+        private long _tokensIn, _tokensOut, _ratingFailures, _redone;
+        private int _budgetStop;
+        private Exception? _failure;
+
+        public RunState(OrleansSandbox sandbox, SandboxLogWriter log, string run, long start, long total, IProgress<SandboxProgress>? progress, CancellationToken ct)
+        {
+            _s = sandbox;
+            _log = log;
+            _run = run;
+            _start = start;
+            _total = Math.Max(total, start);
+            _perRound = sandbox._plan.AgentsPerRound;
+            _progress = progress;
+            _userToken = ct;
+            _cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            int count = checked((int)(_total - start));
+            _results = [.. Enumerable.Range(0, count).Select(_ => new TaskCompletionSource<InteractionReply>(TaskCreationOptions.RunContinuationsAsynchronously))];
+            int roundCount = _perRound == 0 ? 0 : (int)(_total / _perRound);
+            _roundCommitted = [.. Enumerable.Range(0, roundCount).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))];
+            for (int r = 0; r < _roundCommitted.Length; r++)
+            {
+                if ((long)(r + 1) * _perRound <= start) _roundCommitted[r].SetResult();
+            }
+        }
+
+        public Exception? Failure => _failure;
+
+        /// <summary>Completes when agent <paramref name="agentId"/>'s round <paramref name="round"/> has returned (its memory holds it).</summary>
+        private Task Returned(int agentId, int round, CancellationToken ct)
+        {
+            if (round < 0) return Task.CompletedTask;
+            long seq = _s._plan.SequenceOf(round, agentId);
+            return seq < _start ? Task.CompletedTask : _results[seq - _start].Task.WaitAsync(ct);
+        }
+
+        public async Task AgentLoopAsync(int ordinal)
+        {
+            int id = _s._plan.ActiveIds[ordinal];
+            var ct = _cts.Token;
+            long firstRound = _start <= ordinal ? 0 : (_start - ordinal + _perRound - 1) / _perRound;
+            for (long round = firstRound; round * _perRound + ordinal < _total; round++)
+            {
+                long seq = round * _perRound + ordinal;
+                try
+                {
+                    long gate = round - 1 - _s._schedule.MaxRoundsAhead;
+                    if (gate >= 0) await _roundCommitted[gate].Task.WaitAsync(ct).ConfigureAwait(false);
+                    int r = (int)round;
+                    int[] peers = _s._plan.PeersOf(id, r);
+                    await Task.WhenAll(peers.Select(p => Returned(p, r - 1, ct))).ConfigureAwait(false);
+                    if (Volatile.Read(ref _budgetStop) == 1)
+                    {
+                        Skip(seq);
+                        return;
+                    }
+                    var request = new InteractionRequest(r, _s._plan.QuestionFor(r, ordinal), peers);
+                    var reply = await _s.WithRetriesAsync(() => _s.AgentGrain(_run, id).InteractAsync(request), ct, () =>
+                    {
+                        Interlocked.Increment(ref _redone);
+                        Redone.Add(1);
+                    }).ConfigureAwait(false);
+                    if (reply.BudgetExhausted)
+                    {
+                        // A clean stop, as in process: start nothing new, commit what is in flight up to this gap.
+                        if (Interlocked.Exchange(ref _budgetStop, 1) == 0) LogBudget(_s._logger, reply.Silo, _log.Count);
+                        Skip(seq);
+                        return;
+                    }
+                    Account(reply);
+                    _results[seq - _start].SetResult(reply);
+                }
+                catch (OperationCanceledException) when (!_userToken.IsCancellationRequested && !_cts.IsCancellationRequested)
+                {
+                    // An agent this interaction depends on was skipped (budget stop): skip too, without stopping the others.
+                    Skip(seq);
+                    return;
+                }
+                catch (Exception ex)
+                {
+                    Fail(ex);
+                    Skip(seq);
+                    return;
+                }
+            }
+        }
+
+        private void Account(InteractionReply reply)
+        {
+            Interlocked.Add(ref _tokensIn, reply.TokensIn);
+            Interlocked.Add(ref _tokensOut, reply.TokensOut);
+            foreach (var p in reply.Participants)
+            {
+                var counters = _byParticipant.GetOrAdd(p.Participant, _ => new long[2]);
+                Interlocked.Add(ref counters[0], p.In);
+                Interlocked.Add(ref counters[1], p.Out);
+            }
+        }
+
+        /// <summary>Releases everyone waiting on this agent from <paramref name="seq"/> on; the committer stops at the first gap.</summary>
+        private void Skip(long seq)
+        {
+            for (long s = seq; s < _total; s += _perRound) _results[s - _start].TrySetCanceled(CancellationToken.None);
+        }
+
+        public async Task CommitLoopAsync()
+        {
+            for (long seq = _start; seq < _total; seq++)
+            {
+                if (_cts.IsCancellationRequested) break;
+                InteractionReply reply;
+                try
+                {
+                    reply = await _results[seq - _start].Task.ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+                try
+                {
+                    var record = reply.Record();
+                    var update = reply.MemoryUpdate is { } m ? new MemoryEntry(m.Question, m.Answer, m.Round) : null;
+                    _log.Commit(seq, record, update, reply.TokensIn, reply.TokensOut);
+                    if (update is not null) _s._agents[(int)(seq % _perRound)].Mirror.Add(update);
+                    Interlocked.Add(ref _ratingFailures, record.FailedRatings());
+                }
+                catch (Exception ex)
+                {
+                    Fail(ex);
+                    break;
+                }
+                _bySilo.AddOrUpdate(reply.Silo, 1, (_, n) => n + 1);
+                SandboxTelemetry.Interactions.Add(1, new KeyValuePair<string, object?>("silo", reply.Silo));
+                int round = (int)(seq / _perRound);
+                if ((seq + 1) % _perRound == 0)
+                {
+                    _roundCommitted[round].TrySetResult();
+                    LogRound(_s._logger, round, _log.Count);
+                }
+                _progress?.Report(new SandboxProgress((int)(_log.Count / _perRound), _log.Count, _total, 0,
+                    Interlocked.Read(ref _ratingFailures), Interlocked.Read(ref _tokensIn), Interlocked.Read(ref _tokensOut)));
+            }
+            if (_log.Count < _total) _cts.Cancel();
+        }
+
+        private void Fail(Exception ex)
+        {
+            if (ex is not OperationCanceledException) Interlocked.CompareExchange(ref _failure, ex, null);
+            try
+            {
+                _cts.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+        }
+
+        public OrleansRunStatistics Statistics() => new(
+            _bySilo.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal),
+            Interlocked.Read(ref _redone));
+
+        public SandboxRunResult Result(SandboxStopReason reason, TimeSpan elapsed) => new()
+        {
+            StopReason = reason,
+            InteractionsThisRun = _log.Count - _start,
+            InteractionsInLog = _log.Count,
+            RatingFailures = Interlocked.Read(ref _ratingFailures),
+            TokensIn = Interlocked.Read(ref _tokensIn),
+            TokensOut = Interlocked.Read(ref _tokensOut),
+            TokensByParticipant = _byParticipant.OrderBy(kv => kv.Key, StringComparer.Ordinal)
+                .ToDictionary(kv => kv.Key, kv => (Interlocked.Read(ref kv.Value[0]), Interlocked.Read(ref kv.Value[1])), StringComparer.Ordinal),
+            Elapsed = elapsed,
+        };
+
+        public void Dispose() => _cts.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Orleans sandbox run: {Agents} agents, {Rounds} rounds, resuming after {Start} logged interactions in {LogPath}")]
+    private static partial void LogStart(ILogger logger, int agents, int rounds, long start, string logPath);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Round {Round} logged ({Interactions} interactions in the log)")]
+    private static partial void LogRound(ILogger logger, int round, long interactions);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster fault on attempt {Attempt} ({Exception}: {Message}); asking again")]
+    private static partial void LogRetry(ILogger logger, int attempt, string exception, string message);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Token budget of silo {Silo} reached; stopping cleanly with {Interactions} interactions in the log")]
+    private static partial void LogBudget(ILogger logger, string silo, long interactions);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Silo {Silo}: {Interactions} logged interactions this run")]
+    private static partial void LogSilo(ILogger logger, string silo, long interactions);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Orleans sandbox run ended ({Reason}): {Done} interactions this run, {InLog} in the log, {Redone} redone after cluster faults, {Seconds:F1} s")]
+    private static partial void LogEnd(ILogger logger, SandboxStopReason reason, long done, long inLog, long redone, double seconds);
+}
+
+/// <summary>Where a run's logged interactions ran, and how many were asked for again after a cluster fault.</summary>
+internal sealed record OrleansRunStatistics(IReadOnlyDictionary<string, long> InteractionsBySilo, long Redone);
+
+/// <summary>An agent as the client sees it: its grain answers, and its memory is what the log holds.</summary>
+internal sealed class ClientAgent(OrleansSandbox sandbox, int id, GridPosition position, string persona) : IAgent
+{
+    public int Id { get; } = id;
+
+    public GridPosition Position { get; } = position;
+
+    public string Persona { get; } = persona;
+
+    internal AgentMemory Mirror { get; } = new();
+
+    public AgentMemory Memory => Mirror;
+
+    public Task<string> DraftAsync(string question, InteractionContext context, CancellationToken cancellationToken = default) =>
+        sandbox.AgentGrain(sandbox.CurrentRun(), Id).DraftAsync(question, context.Round, context.CentreAgentId, context.Pass).WaitAsync(cancellationToken);
+
+    public async Task<RatingOutcome> GiveFeedbackAsync(string question, string answer, InteractionContext context, CancellationToken cancellationToken = default)
+    {
+        var reply = await sandbox.AgentGrain(sandbox.CurrentRun(), Id).GiveFeedbackAsync(question, answer, context.Round, context.CentreAgentId, context.Pass)
+            .WaitAsync(cancellationToken).ConfigureAwait(false);
+        return JsonSerializer.Deserialize<RatingOutcome>(reply.Json, SandboxLog.RecordJson)!;
+    }
+
+    public Task<string> ReviseAsync(string question, string answer, IReadOnlyList<PeerFeedback> feedback, InteractionContext context,
+        CancellationToken cancellationToken = default) =>
+        sandbox.AgentGrain(sandbox.CurrentRun(), Id).ReviseAsync(question, answer, JsonSerializer.Serialize(feedback, SandboxLog.RecordJson),
+            context.Round, context.CentreAgentId, context.Pass).WaitAsync(cancellationToken);
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"agent {Id} ({Persona})");
+}
+
+/// <summary>An observer as the client sees it: a stateless worker grain answers.</summary>
+internal sealed class ClientObserver(OrleansSandbox sandbox, int id) : IObserverAgent
+{
+    public int Id { get; } = id;
+
+    public async Task<ObserverScore> ScoreAsync(string question, string answer, InteractionContext context, CancellationToken cancellationToken = default)
+    {
+        var reply = await sandbox.ObserverGrain(sandbox.CurrentRun(), Id).ScoreAsync(question, answer, context.Round, context.CentreAgentId, context.Pass)
+            .WaitAsync(cancellationToken).ConfigureAwait(false);
+        return JsonSerializer.Deserialize<ObserverScore>(reply.Json, SandboxLog.RecordJson)!;
+    }
+}
