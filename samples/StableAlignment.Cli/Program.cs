@@ -7,6 +7,7 @@ using StableAlignment.Core.Experiment;
 using StableAlignment.Core.Models;
 using StableAlignment.Embeddings.MiniLM;
 using StableAlignment.Plots;
+using StableAlignment.Sandbox.Orleans;
 
 // stable-alignment: the whole Stable Alignment experiment in one command (simulate, build-dataset, train, evaluate,
 // report), or any one step on its own. The library does the work; this host parses arguments, picks the model
@@ -24,6 +25,11 @@ var taskOption = new Option<string[]>("--task") { Description = $"Multiple-choic
 var epochsOption = new Option<int?>("--epochs") { Description = "Epochs per training stage." };
 var marginOption = new Option<double?>("--margin") { Description = "Margin M of the ranking hinge (default 10, the reference README's value)." };
 var weightOption = new Option<double?>("--ranking-weight") { Description = "Weight lambda of the ranking term (default 0.5)." };
+var engineOption = new Option<string>("--engine") { Description = "Where the society runs: in-process, or orleans (agents as grains across silos; the same log).", DefaultValueFactory = _ => "in-process" };
+engineOption.AcceptOnlyFromAmong("in-process", "orleans");
+var silosOption = new Option<int?>("--silos") { Description = "With --engine orleans: silos to start in this process on loopback (default 2)." };
+var clusterOption = new Option<string?>("--cluster") { Description = "An Orleans cluster's PostgreSQL database: postgres://user:password@host:port/database." };
+var siloPortOption = new Option<int>("--silo-port") { Description = "This silo's silo-to-silo port (its gateway port is the next one).", DefaultValueFactory = _ => 11111 };
 var judgeOption = new Option<string?>("--judge") { Description = $"Judge model: {ChatBackends.Help}. Default: the offline society's rater." };
 var loraOption = new Option<string?>("--lora") { Description = "Train LoRA adapters instead of every parameter, optionally with r=…,alpha=…,dropout=…,targets=q_proj+v_proj,rslora=true (default r=16, alpha=32).", Arity = ArgumentArity.ZeroOrOne };
 var variantOption = new Option<string>("--variant") { Description = "The trained variant to export, e.g. IL+SC+RA.", Required = true };
@@ -51,9 +57,20 @@ ExperimentOptions Options(ParseResult r)
     return o;
 }
 
+// A silo runs the agents on the model given by --agents (default: the offline society), with MiniLM embeddings.
+OrleansSandboxSiloOptions SiloOptions(ParseResult r) => new()
+{
+    AgentClient = r.GetValue(agentsOption) is string spec ? _ => ChatBackends.Create(spec) : new OrleansSandboxSiloOptions().AgentClient,
+    Embeddings = () => new MiniLmEmbeddingGenerator(),
+    Calls = Options(r).Calls,
+};
+
 // The host's choices: real models when asked for, MiniLM embeddings and the plots.
 async Task<int> WithExperiment(ParseResult r, Func<StableAlignmentExperiment, Task> action) => await Terminal.Guarded(async () =>
 {
+    await using var cluster = r.GetValue(engineOption) != "orleans" ? null
+        : r.GetValue(clusterOption) is string address ? await OrleansSandboxHost.ConnectAsync(address)
+        : await OrleansSandboxHost.StartLocalAsync(r.GetValue(silosOption) ?? 2, SiloOptions(r), Path.Combine(r.GetValue(outOption)!, "orleans"));
     using var agents = r.GetValue(agentsOption) is string a ? ChatBackends.Create(a) : null;
     using var judge = r.GetValue(judgeOption) is string j ? ChatBackends.Create(j) : null;
     var backends = new ExperimentBackends
@@ -61,6 +78,7 @@ async Task<int> WithExperiment(ParseResult r, Func<StableAlignmentExperiment, Ta
         Agents = agents,
         Judge = judge,
         Questions = r.GetValue(questionsOption) is string q ? StableAlignment.Core.Sandbox.QuestionSource.FromFile(q) : null,
+        SandboxEngine = cluster?.Engine,
     }.WithMiniLmEmbeddings().WithPlots();
     await action(new StableAlignmentExperiment(Options(r), r.GetValue(outOption)!, backends));
 });
@@ -77,7 +95,17 @@ var root = new RootCommand("Stable Alignment: simulate a society, build alignmen
 foreach (var o in new Option[] { outOption, quickOption, seedOption, gridOption, roundsOption, agentsOption, questionsOption, releasedOption, initOption, epochsOption, marginOption, weightOption, taskOption, judgeOption, loraOption })
     root.Options.Add(o);
 root.Subcommands.Add(Step("simulate", "Run the Sandbox society into the SQLite log (resumes an interrupted run).",
-    [seedOption, gridOption, roundsOption, agentsOption, questionsOption], Terminal.SimulateAsync));
+    [seedOption, gridOption, roundsOption, agentsOption, questionsOption, engineOption, silosOption, clusterOption], Terminal.SimulateAsync));
+var silo = new Command("silo", "Run one silo of an Orleans cluster (PostgreSQL membership and storage) until Ctrl+C; `simulate --engine orleans --cluster` runs on it.");
+foreach (var o in new Option[] { clusterOption, siloPortOption, agentsOption }) silo.Options.Add(o);
+silo.SetAction((r, ct) => Terminal.Guarded(async () =>
+{
+    if (r.GetValue(clusterOption) is not string address) throw new ArgumentException("silo needs --cluster postgres://user:password@host:port/database.");
+    int port = r.GetValue(siloPortOption);
+    Console.WriteLine($"silo on ports {port}/{port + 1} of {address.Split('@')[^1]}; Ctrl+C stops it");
+    await OrleansSandboxHost.RunSiloAsync(address, SiloOptions(r), new OrleansSiloEndpoint(port, port + 1), cancellationToken: ct);
+}));
+root.Subcommands.Add(silo);
 root.Subcommands.Add(Step("build-dataset", "Build imitation, self-critic and realignment samples, split by query.",
     [seedOption, releasedOption], Terminal.BuildDatasetAsync));
 root.Subcommands.Add(Step("train", "Train the SFT-only baseline and IL, IL+SC, IL+SC+RA.",
