@@ -25,24 +25,24 @@ namespace StableAlignment.Sandbox.Orleans;
 /// </summary>
 internal sealed partial class OrleansSandbox : ISandbox
 {
-    /// <summary>Attempts of one interaction across cluster faults (a dead silo, a lost connection) before the run fails.</summary>
-    internal const int MaxInteractionAttempts = 60;
-
-    private static readonly Counter<long> Redone = SandboxTelemetry.Meter.CreateCounter<long>(
-        "sandbox.interactions_redone", description: "Interactions asked for again after a cluster fault (a silo died or a reply was lost).");
+    private static readonly Counter<long> AskedAgain = SandboxTelemetry.Meter.CreateCounter<long>(
+        "sandbox.interactions_asked_again", description: "Interactions asked for again after a cluster fault (a silo died, a reply was lost or late).");
 
     private readonly IGrainFactory _grains;
     private readonly SandboxPlan _plan;
     private readonly SandboxSchedule _schedule;
+    private readonly OrleansRunOptions _run;
     private readonly ILogger _logger;
     private readonly ClientAgent[] _agents;
     private readonly ClientObserver[] _observers;
     private int _running;
 
     public OrleansSandbox(IGrainFactory grains, SandboxOptions options, QuestionSource questions,
-        IReadOnlyDictionary<string, IReadOnlyList<QuestionAnswer>> memorySeeds, SandboxSchedule? schedule, ILoggerFactory? loggerFactory)
+        IReadOnlyDictionary<string, IReadOnlyList<QuestionAnswer>> memorySeeds, SandboxSchedule? schedule, OrleansRunOptions? run,
+        ILoggerFactory? loggerFactory)
     {
         ArgumentNullException.ThrowIfNull(grains);
+        _run = (run ?? new OrleansRunOptions()).Validate();
         _grains = grains;
         _plan = new SandboxPlan(options, questions, memorySeeds);
         _schedule = (schedule ?? new SandboxSchedule()).Validate();
@@ -120,7 +120,7 @@ internal sealed partial class OrleansSandbox : ISandbox
         if (state.Failure is { } failure) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         cancellationToken.ThrowIfCancellationRequested();
         var reason = log.Count >= total ? SandboxStopReason.Completed : SandboxStopReason.BudgetExhausted;
-        LogEnd(_logger, reason, log.Count - start, log.Count, LastRun.Redone, clock.Elapsed.TotalSeconds);
+        LogEnd(_logger, reason, log.Count - start, log.Count, LastRun.AskedAgain, clock.Elapsed.TotalSeconds);
         return state.Result(reason, clock.Elapsed);
     }
 
@@ -138,12 +138,15 @@ internal sealed partial class OrleansSandbox : ISandbox
     private async Task ResetAgentsAsync(string run, SandboxLogWriter log, EmbeddingModel model, CancellationToken cancellationToken)
     {
         var updates = log.MemoryUpdates().ToLookup(u => u.AgentId, u => u.Entry);
-        await Task.WhenAll(_agents.Select(async agent =>
+        int perRound = _plan.AgentsPerRound;
+        await Task.WhenAll(_agents.Select(async (agent, ordinal) =>
         {
+            // The first round the log lacks for this agent (the log is a prefix of the schedule).
+            int next = (int)((log.Count - ordinal + perRound - 1) / perRound);
             var memory = _plan.MemorySeed(agent.Id).Select(p => new MemoryEntry(p.Question, p.Answer, -1)).Concat(updates[agent.Id]).ToList();
             agent.Mirror.Clear();
             foreach (var entry in memory) agent.Mirror.Add(entry);
-            var reset = new AgentReset(run, agent.Id, agent.Persona, [.. memory.Select(m => new StoredMemory(m.Question, m.Answer, m.Round, []))]);
+            var reset = new AgentReset(run, agent.Id, agent.Persona, [.. memory.Select(m => new StoredMemory(m.Question, m.Answer, m.Round, []))], next);
             var siloModel = await WithRetriesAsync(() => AgentGrain(run, agent.Id).ResetAsync(reset), cancellationToken).ConfigureAwait(false);
             if (siloModel != model)
                 throw new InvalidOperationException(
@@ -175,9 +178,11 @@ internal sealed partial class OrleansSandbox : ISandbox
         {
             try
             {
-                return await call().WaitAsync(cancellationToken).ConfigureAwait(false);
+                // Orleans never fails a client's request whose reply died with a silo, so the wait is bounded here; the
+                // grains answer a repeated request from what they stored, so asking again redoes nothing.
+                return await call().WaitAsync(_run.ReplyTimeout, cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception ex) when (attempt < MaxInteractionAttempts && !cancellationToken.IsCancellationRequested && IsClusterFault(ex))
+            catch (Exception ex) when (attempt < _run.MaxAttempts && !cancellationToken.IsCancellationRequested && IsClusterFault(ex))
             {
                 onRetry?.Invoke();
                 LogRetry(_logger, attempt, ex.GetType().Name, ex.Message);
@@ -212,7 +217,7 @@ internal sealed partial class OrleansSandbox : ISandbox
         private readonly TaskCompletionSource[] _roundCommitted;            // by round
         private readonly ConcurrentDictionary<string, long> _bySilo = new(StringComparer.Ordinal);
         private readonly ConcurrentDictionary<string, long[]> _byParticipant = new(StringComparer.Ordinal);
-        private long _tokensIn, _tokensOut, _ratingFailures, _redone;
+        private long _tokensIn, _tokensOut, _ratingFailures, _askedAgain;
         private int _budgetStop;
         private Exception? _failure;
 
@@ -270,8 +275,8 @@ internal sealed partial class OrleansSandbox : ISandbox
                     var request = new InteractionRequest(r, _s._plan.QuestionFor(r, ordinal), peers);
                     var reply = await _s.WithRetriesAsync(() => _s.AgentGrain(_run, id).InteractAsync(request), ct, () =>
                     {
-                        Interlocked.Increment(ref _redone);
-                        Redone.Add(1);
+                        Interlocked.Increment(ref _askedAgain);
+                        AskedAgain.Add(1);
                     }).ConfigureAwait(false);
                     if (reply.BudgetExhausted)
                     {
@@ -371,7 +376,7 @@ internal sealed partial class OrleansSandbox : ISandbox
 
         public OrleansRunStatistics Statistics() => new(
             _bySilo.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal),
-            Interlocked.Read(ref _redone));
+            Interlocked.Read(ref _askedAgain));
 
         public SandboxRunResult Result(SandboxStopReason reason, TimeSpan elapsed) => new()
         {
@@ -404,12 +409,12 @@ internal sealed partial class OrleansSandbox : ISandbox
     [LoggerMessage(Level = LogLevel.Information, Message = "Silo {Silo}: {Interactions} logged interactions this run")]
     private static partial void LogSilo(ILogger logger, string silo, long interactions);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Orleans sandbox run ended ({Reason}): {Done} interactions this run, {InLog} in the log, {Redone} redone after cluster faults, {Seconds:F1} s")]
-    private static partial void LogEnd(ILogger logger, SandboxStopReason reason, long done, long inLog, long redone, double seconds);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Orleans sandbox run ended ({Reason}): {Done} interactions this run, {InLog} in the log, {AskedAgain} requests asked again after cluster faults, {Seconds:F1} s")]
+    private static partial void LogEnd(ILogger logger, SandboxStopReason reason, long done, long inLog, long askedAgain, double seconds);
 }
 
-/// <summary>Where a run's logged interactions ran, and how many were asked for again after a cluster fault.</summary>
-internal sealed record OrleansRunStatistics(IReadOnlyDictionary<string, long> InteractionsBySilo, long Redone);
+/// <summary>Where a run's logged interactions ran, and how many interaction requests were asked again after a cluster fault.</summary>
+internal sealed record OrleansRunStatistics(IReadOnlyDictionary<string, long> InteractionsBySilo, long AskedAgain);
 
 /// <summary>An agent as the client sees it: its grain answers, and its memory is what the log holds.</summary>
 internal sealed class ClientAgent(OrleansSandbox sandbox, int id, GridPosition position, string persona) : IAgent

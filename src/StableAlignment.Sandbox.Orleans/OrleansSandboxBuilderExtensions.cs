@@ -30,6 +30,7 @@ public static class OrleansSandboxBuilderExtensions
         options = (options ?? new OrleansSandboxSiloOptions()).Validate();
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton<SiloWorlds>();
+        builder.AddPlacementDirector<AgentPlacement, AgentPlacementDirector>();
         if (options.SqliteStoragePath is string path)
             builder.Services.AddGrainStorage(StorageName, (services, _) => new SqliteGrainStorage(path, services.GetRequiredService<Serializer>()));
         AddEngine(builder.Services);
@@ -47,7 +48,7 @@ public static class OrleansSandboxBuilderExtensions
     }
 
     private static void AddEngine(IServiceCollection services) =>
-        services.TryAddSingleton<ISandboxEngine>(sp => new OrleansSandboxEngine(sp.GetRequiredService<IGrainFactory>(), sp.GetService<ILoggerFactory>()));
+        services.TryAddSingleton<ISandboxEngine>(sp => new OrleansSandboxEngine(sp.GetRequiredService<IGrainFactory>(), loggerFactory: sp.GetService<ILoggerFactory>()));
 }
 
 /// <summary>
@@ -59,15 +60,18 @@ public static class OrleansSandboxBuilderExtensions
 public sealed class OrleansSandboxEngine : ISandboxEngine
 {
     private readonly IGrainFactory _grains;
+    private readonly OrleansRunOptions? _run;
     private readonly ILoggerFactory? _loggerFactory;
 
     /// <summary>An engine over a cluster.</summary>
     /// <param name="grains">The cluster (an <c>IClusterClient</c>, or a silo's grain factory).</param>
+    /// <param name="run">How the coordinator waits for and retries grains; defaults when null.</param>
     /// <param name="loggerFactory">The default logger factory of its sandboxes; null logs nothing.</param>
-    public OrleansSandboxEngine(IGrainFactory grains, ILoggerFactory? loggerFactory = null)
+    public OrleansSandboxEngine(IGrainFactory grains, OrleansRunOptions? run = null, ILoggerFactory? loggerFactory = null)
     {
         ArgumentNullException.ThrowIfNull(grains);
         _grains = grains;
+        _run = run?.Validate();
         _loggerFactory = loggerFactory;
     }
 
@@ -75,7 +79,7 @@ public sealed class OrleansSandboxEngine : ISandboxEngine
     public ISandbox Create(SandboxOptions options, SandboxBackends backends, SandboxSchedule? schedule = null, ILoggerFactory? loggerFactory = null)
     {
         ArgumentNullException.ThrowIfNull(backends);
-        return OrleansSandboxFactory.Create(_grains, options, backends.Questions, backends.MemorySeeds, schedule, loggerFactory ?? _loggerFactory);
+        return OrleansSandboxFactory.Create(_grains, options, backends.Questions, backends.MemorySeeds, schedule, _run, loggerFactory ?? _loggerFactory);
     }
 }
 
@@ -92,14 +96,39 @@ public static class OrleansSandboxFactory
     /// <param name="questions">The question pool; null uses the built-in scenario bank.</param>
     /// <param name="memorySeeds">Persona label to memory seed pairs; null uses the built-in bank's.</param>
     /// <param name="schedule">How agents are scheduled; defaults when null.</param>
+    /// <param name="run">How the coordinator waits for and retries grains; defaults when null.</param>
     /// <param name="loggerFactory">Receives the run's log messages; null logs nothing.</param>
     /// <returns>The sandbox.</returns>
     /// <exception cref="ArgumentException">An option is invalid or a persona has no memory seeds (named).</exception>
     public static ISandbox Create(IGrainFactory grains, SandboxOptions options, QuestionSource? questions = null,
         IReadOnlyDictionary<string, IReadOnlyList<QuestionAnswer>>? memorySeeds = null, SandboxSchedule? schedule = null,
-        ILoggerFactory? loggerFactory = null)
+        OrleansRunOptions? run = null, ILoggerFactory? loggerFactory = null)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return new OrleansSandbox(grains, options, questions ?? QuestionSource.BuiltIn(), memorySeeds ?? ScenarioBank.Shared.MemorySeeds, schedule, loggerFactory);
+        return new OrleansSandbox(grains, options, questions ?? QuestionSource.BuiltIn(), memorySeeds ?? ScenarioBank.Shared.MemorySeeds, schedule, run,
+            loggerFactory);
+    }
+}
+
+/// <summary>
+/// How the Orleans engine's coordinator waits for its grains. None of it changes the log. A repeated request is
+/// answered from what the grain stored, so a short <see cref="ReplyTimeout"/> costs a repeated message, never a
+/// second run of an interaction; it bounds how long a reply lost with a dead silo or gateway is waited for.
+/// </summary>
+public sealed record OrleansRunOptions
+{
+    /// <summary>How long one attempt waits for a grain's reply before asking again. Default 30 s.</summary>
+    public TimeSpan ReplyTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Attempts of one request across cluster faults before the run fails. Default 60.</summary>
+    public int MaxAttempts { get; init; } = 60;
+
+    /// <summary>Throws an <see cref="ArgumentException"/> naming the first invalid option.</summary>
+    /// <returns>This instance, for chaining.</returns>
+    public OrleansRunOptions Validate()
+    {
+        if (ReplyTimeout <= TimeSpan.Zero) throw new ArgumentException($"OrleansRunOptions.ReplyTimeout: must be positive, got {ReplyTimeout}.", nameof(ReplyTimeout));
+        if (MaxAttempts < 1) throw new ArgumentException($"OrleansRunOptions.MaxAttempts: must be at least 1, got {MaxAttempts}.", nameof(MaxAttempts));
+        return this;
     }
 }

@@ -16,7 +16,9 @@ namespace StableAlignment.Sandbox.Orleans;
 /// it has stored since does not change its answer. Memory is written to storage before an interaction returns, so a
 /// silo that dies afterwards loses nothing, and a silo that dies before loses only that interaction, which is redone:
 /// the redo first forgets what the lost attempt stored.
+/// Agents are dealt over the silos by id (<see cref="AgentPlacement"/>), so a run's model calls spread evenly.
 /// </remarks>
+[AgentPlacement]
 internal sealed class AgentGrain(
     [PersistentState("agent", OrleansSandboxBuilderExtensions.StorageName)] IPersistentState<AgentGrainState> state,
     SiloWorlds worlds) : Grain, IAgentGrain
@@ -44,7 +46,8 @@ internal sealed class AgentGrain(
         var memory = new List<StoredMemory>(reset.Memory.Count);
         foreach (var m in reset.Memory)
             memory.Add(m with { Embedding = await embeddings.GetAsync(m.Question, CancellationToken.None).ConfigureAwait(true) });
-        state.State = new AgentGrainState { RunKey = reset.RunKey, AgentId = reset.AgentId, Persona = reset.Persona, Memory = memory };
+        state.State = new AgentGrainState
+        { RunKey = reset.RunKey, AgentId = reset.AgentId, Persona = reset.Persona, Memory = memory, CompletedRounds = reset.NextRound };
         await state.WriteStateAsync().ConfigureAwait(true);
         await BuildAsync().ConfigureAwait(true);
         return worlds.EmbeddingModel();
@@ -57,6 +60,14 @@ internal sealed class AgentGrain(
     public async Task<InteractionReply> InteractAsync(InteractionRequest request)
     {
         var (agent, world) = Ready();
+        // Idempotent by (round, agent): the coordinator asks again when a reply may have been lost (a dead gateway or
+        // silo, a timeout), and gets the reply already stored rather than a second run of the interaction.
+        if (request.Round < state.State.CompletedRounds)
+        {
+            return request.Round == state.State.CompletedRounds - 1 && state.State.LastReply is { } stored ? stored
+                : throw new InvalidOperationException(
+                    $"Agent {agent.Id} was asked for round {request.Round} after completing {state.State.CompletedRounds} rounds; the request is stale.");
+        }
         if (world.BudgetExhausted) return new InteractionReply(null, null, 0, 0, [], worlds.SiloName, BudgetExhausted: true);
 
         // An attempt lost with a dead silo, or cut off by a restart, may have stored this round's memory: forget it.
@@ -73,12 +84,8 @@ internal sealed class AgentGrain(
         var record = await BackScatterProtocol.RunAsync(agent, request.Question, request.Round, peers, observers, world.Options.MaxFeedbackPasses,
             static (_, _) => Task.CompletedTask, CancellationToken.None).ConfigureAwait(true);
         var update = await agent.RememberAsync(request.Question, record.Revision, request.Round, CancellationToken.None).ConfigureAwait(true);
-        StoredMemory? stored = update is null ? null : new StoredMemory(update.Question, update.Answer, update.Round, update.Embedding);
-        if (stored is not null)
-        {
-            state.State.Memory.Add(stored);
-            await state.WriteStateAsync().ConfigureAwait(true);
-        }
+        StoredMemory? memory = update is null ? null : new StoredMemory(update.Question, update.Answer, update.Round, update.Embedding);
+        if (memory is not null) state.State.Memory.Add(memory);
         SiloWorlds.SiloInteractions.Add(1, new KeyValuePair<string, object?>("silo", worlds.SiloName));
 
         long tokensIn = Interlocked.Read(ref usage[0]), tokensOut = Interlocked.Read(ref usage[1]);
@@ -90,8 +97,12 @@ internal sealed class AgentGrain(
         }
         participants.Add(new ParticipantTokens(ModelCallLedger.Participant("agent", agent.Id),
             tokensIn - participants.Sum(p => p.In), tokensOut - participants.Sum(p => p.Out)));
-        return new InteractionReply(JsonSerializer.Serialize(record, SandboxLog.RecordJson), stored, tokensIn, tokensOut, participants,
+        var reply = new InteractionReply(JsonSerializer.Serialize(record, SandboxLog.RecordJson), memory, tokensIn, tokensOut, participants,
             worlds.SiloName, BudgetExhausted: false);
+        // Memory and reply are stored in one write before the reply leaves: a silo that dies later loses nothing.
+        (state.State.CompletedRounds, state.State.LastReply) = (request.Round + 1, reply);
+        await state.WriteStateAsync().ConfigureAwait(true);
+        return reply;
     }
 
     public async Task<RatingReply> GiveFeedbackAsync(string question, string answer, int round, int centreAgentId, int pass)

@@ -14,13 +14,17 @@ internal sealed record StoredMemory(
     [property: Id(2)] int Round,
     [property: Id(3)] float[] Embedding);
 
-/// <summary>Puts an agent grain at the start of a run: its world, persona and memory (seed + what the log holds).</summary>
+/// <summary>
+/// Puts an agent grain at the start of a run: its world, persona, memory (seed + what the log holds) and the first
+/// round the log lacks for it.
+/// </summary>
 [GenerateSerializer, Immutable]
 internal sealed record AgentReset(
     [property: Id(0)] string RunKey,
     [property: Id(1)] int AgentId,
     [property: Id(2)] string Persona,
-    [property: Id(3)] IReadOnlyList<StoredMemory> Memory);
+    [property: Id(3)] IReadOnlyList<StoredMemory> Memory,
+    [property: Id(4)] int NextRound);
 
 /// <summary>One interaction to run in the centre agent's grain.</summary>
 [GenerateSerializer, Immutable]
@@ -73,16 +77,25 @@ internal sealed record EmbeddingModel(
 }
 
 /// <summary>An agent grain's persisted state.</summary>
+/// <remarks>
+/// No field may start at anything but its type's default: the Orleans serializer leaves default values out, so a
+/// stored 0 would come back as the initializer's value.
+/// </remarks>
 [GenerateSerializer]
 internal sealed class AgentGrainState
 {
     [Id(0)] public string RunKey { get; set; } = "";
 
-    [Id(1)] public int AgentId { get; set; } = -1;
+    [Id(1)] public int AgentId { get; set; }
 
     [Id(2)] public string Persona { get; set; } = "";
 
     [Id(3)] public List<StoredMemory> Memory { get; set; } = [];
+
+    /// <summary>Rounds this agent has completed as the centre; the reply of the last one is kept, so asked again, the grain answers it again.</summary>
+    [Id(4)] public int CompletedRounds { get; set; }
+
+    [Id(5)] public InteractionReply? LastReply { get; set; }
 }
 
 /// <summary>A world grain's persisted state: the world's options, as JSON.</summary>

@@ -204,7 +204,7 @@ public sealed class OrleansSandboxCluster : IAsyncDisposable
         _hosts = hosts;
         Client = client;
         LocalSilos = localSilos;
-        Engine = new OrleansSandboxEngine(client, loggerFactory);
+        Engine = new OrleansSandboxEngine(client, loggerFactory: loggerFactory);
     }
 
     /// <summary>The cluster client.</summary>

@@ -71,9 +71,13 @@ public sealed class LayeringTests
     [Fact]
     public void The_plugins_use_the_core_and_the_core_knows_no_plugin()
     {
-        var plugins = new[] { typeof(StableAlignment.Embeddings.MiniLM.MiniLmEmbeddingGenerator).Assembly, typeof(StableAlignment.Plots.ExperimentPlots).Assembly };
+        var plugins = new[]
+        {
+            typeof(StableAlignment.Embeddings.MiniLM.MiniLmEmbeddingGenerator).Assembly, typeof(StableAlignment.Plots.ExperimentPlots).Assembly,
+            typeof(StableAlignment.Sandbox.Orleans.OrleansSandboxFactory).Assembly,
+        };
         Assert.All(plugins, p => Assert.DoesNotContain(Core.GetReferencedAssemblies(), r => r.Name == p.GetName().Name));
-        string[] heavy = ["SentenceTransformers", "ScottPlot", "SkiaSharp"];
+        string[] heavy = ["SentenceTransformers", "ScottPlot", "SkiaSharp", "Orleans", "Npgsql"];
         Assert.DoesNotContain(Core.GetReferencedAssemblies(), r => heavy.Any(h => r.Name!.StartsWith(h, StringComparison.Ordinal)));
     }
 }
