@@ -43,21 +43,6 @@ public class SchedulerEfficiencyBenchmark
         return wall / ideal;
     }
 
-    private sealed class FixedLatencyChatClient(IChatClient inner, TimeSpan latency) : DelegatingChatClient(inner)
-    {
-        private int _calls;
-
-        public int Calls => Volatile.Read(ref _calls);
-
-        public override async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
-            CancellationToken cancellationToken = default)
-        {
-            Interlocked.Increment(ref _calls);
-            await Task.Delay(latency, cancellationToken).ConfigureAwait(false);
-            return await base.GetResponseAsync(messages, options, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
     /// <summary>Embeddings are not what is measured here.</summary>
     private sealed class ConstantEmbeddingGenerator : IEmbeddingGenerator<string, Embedding<float>>
     {

@@ -46,9 +46,20 @@ internal static class OrleansTestClusters
     }
 
     /// <summary>The Orleans engine over the cluster's client, as a user gets it from the client's services.</summary>
-    public static ISandbox Sandbox(InProcessTestCluster cluster, SandboxOptions options, SandboxSchedule? schedule = null) =>
+    public static ISandbox Sandbox(InProcessTestCluster cluster, SandboxOptions options) =>
         cluster.Client.ServiceProvider.GetRequiredService<ISandboxEngine>().Create(options,
-            new SandboxBackends { AgentClient = new NeverCalledChatClient(), Embeddings = new HashingEmbeddingGenerator(64) }, schedule);
+            new SandboxBackends { AgentClient = new NeverCalledChatClient(), Embeddings = new HashingEmbeddingGenerator(64) });
+
+    /// <summary>The factory's sandbox, asking again for a reply after 3 s (a reply lost with a killed silo is not waited for long).</summary>
+    public static ISandbox QuickRetrySandbox(InProcessTestCluster cluster, SandboxOptions options) =>
+        OrleansSandboxFactory.Create(cluster.Client, options, run: new OrleansRunOptions { ReplyTimeout = TimeSpan.FromSeconds(3) });
+
+    /// <summary>The silo that hosts agent <paramref name="agentId"/>: agents are dealt by id over the silos sorted by address.</summary>
+    public static InProcessSiloHandle SiloOfAgent(InProcessTestCluster cluster, int agentId)
+    {
+        var silos = cluster.GetActiveSilos().OrderBy(s => s.SiloAddress).ToList();
+        return silos[agentId % silos.Count];
+    }
 
     /// <summary>The engine takes the model and embeddings from the silos; the client's backends only carry the world.</summary>
     private sealed class NeverCalledChatClient : IChatClient
