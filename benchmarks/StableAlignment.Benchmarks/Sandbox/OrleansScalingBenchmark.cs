@@ -61,7 +61,7 @@ public class OrleansScalingBenchmark
         return rate;
     }
 
-    private static IChatClient Slow(SandboxOptions world) => new FixedLatencyChatClient(new OfflineSocietyChatClient(world.Seed, formatErrorRate: 0), Latency);
+    private static FixedLatencyChatClient Slow(SandboxOptions world) => new FixedLatencyChatClient(new OfflineSocietyChatClient(world.Seed, formatErrorRate: 0), Latency);
 
     private static async Task<(double Seconds, long Interactions)> TimeAsync(ISandbox sandbox, string log)
     {
