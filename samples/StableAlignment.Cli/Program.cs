@@ -68,6 +68,8 @@ OrleansSandboxSiloOptions SiloOptions(ParseResult r) => new()
 // The host's choices: real models when asked for, MiniLM embeddings and the plots.
 async Task<int> WithExperiment(ParseResult r, Func<StableAlignmentExperiment, Task> action) => await Terminal.Guarded(async () =>
 {
+    if (r.GetValue(engineOption) != "orleans" && (r.GetValue(silosOption) is not null || r.GetValue(clusterOption) is not null))
+        throw new ArgumentException("--silos and --cluster need --engine orleans.");
     await using var cluster = r.GetValue(engineOption) != "orleans" ? null
         : r.GetValue(clusterOption) is string address ? await OrleansSandboxHost.ConnectAsync(address)
         : await OrleansSandboxHost.StartLocalAsync(r.GetValue(silosOption) ?? 2, SiloOptions(r), Path.Combine(r.GetValue(outOption)!, "orleans"));

@@ -37,6 +37,23 @@ public sealed class CliTests
         AssertOneClearError(CliProcess.Run(Short, "train", "--out", dir.Path, "--lora", "r=zero"), "r=zero");
     }
 
+    /// <summary>The Orleans engine from the command line: two silos in the CLI's process write the in-process log, byte for byte.</summary>
+    [Fact]
+    public void Simulate_on_two_orleans_silos_writes_the_in_process_log()
+    {
+        using var dir = new TempFolder();
+        string inProcess = Path.Combine(dir.Path, "in-process"), orleans = Path.Combine(dir.Path, "orleans");
+        string[] world = ["simulate", "--grid", "3", "--rounds", "2"];
+        var reference = CliProcess.Run(Short, [.. world, "--out", inProcess]);
+        Assert.True(reference.ExitCode == 0, reference.Output);
+        var cluster = CliProcess.Run(Short, [.. world, "--out", orleans, "--engine", "orleans", "--silos", "2"]);
+        Assert.True(cluster.ExitCode == 0, cluster.Output);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(inProcess, "sandbox.db")), File.ReadAllBytes(Path.Combine(orleans, "sandbox.db")));
+
+        AssertOneClearError(CliProcess.Run(Short, "silo", "--cluster", "mysql://db/sandbox"), "postgres://");
+        AssertOneClearError(CliProcess.Run(Short, [.. world, "--out", orleans, "--silos", "2"]), "--engine orleans");
+    }
+
     [Fact]
     public void An_unknown_option_is_a_usage_error()
     {
