@@ -90,6 +90,8 @@ public sealed class FaultInjectionTests(FaultBaselines baseline, ITestOutputHelp
     private static string[] EvaluateArgs(string dir, FakeModelServer server, params string[] extra) =>
         ["evaluate", "--out", dir, "--quick", "--call-timeout", "3", "--judge", "openai:judge-model@" + server.BaseUrl, .. extra];
 
+    private static string Seconds(TimeSpan t) => t.TotalSeconds.ToString(CultureInfo.InvariantCulture);
+
     private static string LogOf(string dir) => SchedulerTests.Canonical(SandboxLog.ReadRecords(Path.Combine(dir, "sandbox.db")));
 
     internal static async Task<(string Log, int Answered)> CleanSimulateAsync(bool ollama, string questions)
@@ -122,6 +124,31 @@ public sealed class FaultInjectionTests(FaultBaselines baseline, ITestOutputHelp
         }
     }
 
+    /// <summary>
+    /// Runs the CLI; when the server's outage begins (a gate the server opens, not a clock), it lasts at least
+    /// <paramref name="minimumDown"/> and ends then (<paramref name="restartBeforeExit"/>) or only once the CLI has exited.
+    /// The wait is the fault's length, not a synchronisation: each caller makes the outcome independent of it.
+    /// </summary>
+    private static async Task<(int ExitCode, string Output)> RunAcrossOutageAsync(FakeModelServer server, TimeSpan minimumDown, bool restartBeforeExit, string[] args)
+    {
+        var running = Task.Run(() => CliProcess.Run(Limit, FaultBaselines.Environment, args));
+        if (await Task.WhenAny(server.OutageStarted, running) != running)
+        {
+            var minimum = Task.Delay(minimumDown);
+            if (restartBeforeExit)
+            {
+                await Task.WhenAny(minimum, running);
+            }
+            else
+            {
+                await running;
+                await minimum;
+            }
+            server.Restart();
+        }
+        return await running;
+    }
+
     private void Record(string mode, int exitCode, int requests, string logEqual, TimeSpan time)
     {
         string row = string.Create(CultureInfo.InvariantCulture, $"| {mode} | {exitCode} | {requests} | {logEqual} | {time.TotalSeconds:F1} s |");
@@ -147,9 +174,11 @@ public sealed class FaultInjectionTests(FaultBaselines baseline, ITestOutputHelp
             _ => n => n == 30 ? Fault.Outage : Fault.None,
         };
         using var dir = new TempFolder();
-        await using var server = new FakeModelServer(ollama, SocietyReply, fault) { OutageDuration = TimeSpan.FromSeconds(5) };
+        await using var server = new FakeModelServer(ollama, SocietyReply, fault);
         var clock = Stopwatch.StartNew();
-        var run = CliProcess.Run(Limit, FaultBaselines.Environment, SimulateArgs(dir.Path, server, ollama));
+        // A 5 s outage, tolerated for as long as the test may run, so only the restart ends it however loaded the machine.
+        var run = await RunAcrossOutageAsync(server, TimeSpan.FromSeconds(5), restartBeforeExit: true,
+            SimulateArgs(dir.Path, server, ollama, "--outage-tolerance", Seconds(Limit)));
         Assert.True(run.ExitCode == 0, run.Output);
         var expected = ollama ? baseline.Ollama : baseline.OpenAi;
         Assert.Equal(expected.Log, LogOf(dir.Path));
@@ -161,18 +190,18 @@ public sealed class FaultInjectionTests(FaultBaselines baseline, ITestOutputHelp
     }
 
     /// <summary>
-    /// An outage of twice the tolerance (3 s tolerated, 6 s down): the step stops cleanly with exit code 5 and the
-    /// message to resume, keeping a prefix of the fault-free log; the same command, once the server is back, completes
-    /// it to the fault-free log.
+    /// An outage of twice the tolerance and more (3 s tolerated; the server stays down until the CLI has exited, and at
+    /// least 6 s): the step stops cleanly with exit code 5 and the message to resume, keeping a prefix of the fault-free
+    /// log; the same command, once the server is back, completes it to the fault-free log.
     /// </summary>
     [Fact]
     public async Task Simulate_past_the_outage_tolerance_stops_cleanly_and_the_same_command_resumes_to_the_fault_free_log()
     {
         using var dir = new TempFolder();
-        await using var server = new FakeModelServer(false, SocietyReply, n => n == 30 ? Fault.Outage : Fault.None) { OutageDuration = TimeSpan.FromSeconds(6) };
+        await using var server = new FakeModelServer(false, SocietyReply, n => n == 30 ? Fault.Outage : Fault.None);
         string[] args = SimulateArgs(dir.Path, server, false, "--outage-tolerance", "3", "--retries", "1");
         var clock = Stopwatch.StartNew();
-        var stopped = CliProcess.Run(Limit, FaultBaselines.Environment, args);
+        var stopped = await RunAcrossOutageAsync(server, TimeSpan.FromSeconds(6), restartBeforeExit: false, args);
         var stoppedTime = clock.Elapsed;
         Assert.True(stopped.ExitCode == 5, stopped.Output);
         Assert.Contains("unreachable since", stopped.Output, StringComparison.Ordinal);
@@ -183,7 +212,6 @@ public sealed class FaultInjectionTests(FaultBaselines baseline, ITestOutputHelp
         int firstRequests = server.Requests;
         Record("simulate openai refused 2 x tolerance (3 s / 6 s): stop", stopped.ExitCode, firstRequests, "prefix", stoppedTime);
 
-        await server.Listening;
         clock.Restart();
         var resumed = CliProcess.Run(Limit, FaultBaselines.Environment, args);
         Assert.True(resumed.ExitCode == 0, resumed.Output);
@@ -279,9 +307,10 @@ public sealed class FaultInjectionTests(FaultBaselines baseline, ITestOutputHelp
             _ => n => n == 10 ? Fault.Outage : Fault.None,
         };
         using var dir = baseline.Trained.Copy();
-        await using var server = new FakeModelServer(false, JudgeReply, fault) { OutageDuration = TimeSpan.FromSeconds(5) };
+        await using var server = new FakeModelServer(false, JudgeReply, fault);
         var clock = Stopwatch.StartNew();
-        var run = CliProcess.Run(Limit, FaultBaselines.Environment, EvaluateArgs(dir.Path, server));
+        var run = await RunAcrossOutageAsync(server, TimeSpan.FromSeconds(5), restartBeforeExit: true,
+            EvaluateArgs(dir.Path, server, "--outage-tolerance", Seconds(Limit)));
         Assert.True(run.ExitCode == 0, run.Output);
         Assert.Equal(baseline.Judge.Judged, File.ReadAllText(new RunFolder(dir.Path).JudgedFile));
         Assert.Equal(baseline.Judge.Answered, server.Answered);
@@ -291,17 +320,17 @@ public sealed class FaultInjectionTests(FaultBaselines baseline, ITestOutputHelp
     }
 
     /// <summary>
-    /// The judge away for twice the tolerance: evaluation stops with exit code 5, every answer judged so far is in
+    /// The judge away for twice the tolerance and more (until the CLI exits): evaluation stops with exit code 5, every answer judged so far is in
     /// judged.jsonl, and the same command completes it asking the judge only for the rest.
     /// </summary>
     [Fact]
     public async Task Evaluate_past_the_outage_tolerance_keeps_every_judgement_and_resumes_without_asking_again()
     {
         using var dir = baseline.Trained.Copy();
-        await using var server = new FakeModelServer(false, JudgeReply, n => n == 10 ? Fault.Outage : Fault.None) { OutageDuration = TimeSpan.FromSeconds(6) };
+        await using var server = new FakeModelServer(false, JudgeReply, n => n == 10 ? Fault.Outage : Fault.None);
         string[] args = EvaluateArgs(dir.Path, server, "--outage-tolerance", "3", "--retries", "1");
         var clock = Stopwatch.StartNew();
-        var stopped = CliProcess.Run(Limit, FaultBaselines.Environment, args);
+        var stopped = await RunAcrossOutageAsync(server, TimeSpan.FromSeconds(6), restartBeforeExit: false, args);
         var stoppedTime = clock.Elapsed;
         Assert.True(stopped.ExitCode == 5, stopped.Output);
         Assert.Contains("unreachable since", stopped.Output, StringComparison.Ordinal);
@@ -311,7 +340,6 @@ public sealed class FaultInjectionTests(FaultBaselines baseline, ITestOutputHelp
         int first = server.Answered;
         Record("evaluate judge refused 2 x tolerance (3 s / 6 s): stop", stopped.ExitCode, server.Requests, "prefix", stoppedTime);
 
-        await server.Listening;
         int requests = server.Requests;
         clock.Restart();
         var resumed = CliProcess.Run(Limit, FaultBaselines.Environment, args);

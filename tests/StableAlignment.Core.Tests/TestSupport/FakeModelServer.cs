@@ -31,7 +31,7 @@ internal enum Fault
     /// <summary>HTTP 401 with the provider's error body.</summary>
     Unauthorized,
 
-    /// <summary>Resets this request's connection and refuses every connection for <see cref="FakeModelServer.OutageDuration"/>, then listens again.</summary>
+    /// <summary>Resets this request's connection and every open one, and refuses every connection until the test calls <see cref="FakeModelServer.Restart"/>.</summary>
     Outage,
 }
 
@@ -55,6 +55,7 @@ internal sealed class FakeModelServer : IAsyncDisposable
     private int _requests;
     private int _answered;
     private int _outages;
+    private TaskCompletionSource _outageStarted = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Starts the server on a free loopback port.</summary>
     /// <param name="ollama">Speak Ollama's protocol instead of OpenAI's.</param>
@@ -83,9 +84,6 @@ internal sealed class FakeModelServer : IAsyncDisposable
 
     public string? ApiKey { get; }
 
-    /// <summary>How long an <see cref="Fault.Outage"/> refuses connections.</summary>
-    public TimeSpan OutageDuration { get; set; } = TimeSpan.FromSeconds(5);
-
     /// <summary>Requests received (every HTTP request, faulted or not).</summary>
     public int Requests => Volatile.Read(ref _requests);
 
@@ -104,8 +102,25 @@ internal sealed class FakeModelServer : IAsyncDisposable
         }
     }
 
-    /// <summary>Completes when the current outage (if any) is over and the server listens again.</summary>
-    public Task Listening { get; private set; } = Task.CompletedTask;
+    /// <summary>Completes when an <see cref="Fault.Outage"/> begins (the server stops listening); a gate, not a clock, for the test.</summary>
+    public Task OutageStarted
+    {
+        get
+        {
+            lock (_lock) return _outageStarted.Task;
+        }
+    }
+
+    /// <summary>Ends an outage: the server listens on the same port again. The outage lasts until this is called.</summary>
+    public void Restart()
+    {
+        lock (_lock)
+        {
+            if (_listener is not null || _stop.IsCancellationRequested) return;
+            _outageStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+        Listen();
+    }
 
     private void Listen()
     {
@@ -217,8 +232,7 @@ internal sealed class FakeModelServer : IAsyncDisposable
             {
                 Interlocked.Increment(ref _outages);
                 Refuse();
-                var restart = Task.Delay(OutageDuration).ContinueWith(_ => { if (!_stop.IsCancellationRequested) Listen(); }, TaskScheduler.Default);
-                Listening = restart;
+                lock (_lock) _outageStarted.TrySetResult();
                 return false;
             }
         }

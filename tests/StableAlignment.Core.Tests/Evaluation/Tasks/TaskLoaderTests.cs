@@ -139,7 +139,7 @@ public class TaskLoaderTests
         using var f = new TempFile(header + "\n1,x\n", ".csv");
         var e = Assert.Throws<TaskFormatException>(() => EthicsTasks.Load(f.Path, EthicsSubset.Deontology));
         Assert.StartsWith(f.Path, e.Message, StringComparison.Ordinal);
-        Assert.Contains("'scenario'", e.Message, StringComparison.Ordinal);
+        Assert.Contains("the header has no 'label' column", e.Message, StringComparison.Ordinal);
         Assert.True(e.Message.Length < f.Path.Length + 500, $"{e.Message.Length} characters");
         Assert.DoesNotContain('\n', e.Message);
     }
