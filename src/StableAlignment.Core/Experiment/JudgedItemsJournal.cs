@@ -8,9 +8,9 @@ namespace StableAlignment.Core.Experiment;
 /// <summary>
 /// <c>evaluation/judged.jsonl</c> as a journal: each judged answer is appended (and flushed) as soon as the judge has
 /// rated it, with the settings it was judged under, and read back on the next evaluation so an interrupted run asks
-/// neither the model nor the judge again for what it has. A line of other settings (another training run, judge or
-/// generation length) is refused with the first difference named, never mixed in; a line that cannot be read is
-/// reported with its number. Only an unfinished last line (a write cut off by a kill) is dropped.
+/// neither the model nor the judge again for what it has. A journal of another training run is stale (its checkpoints
+/// were replaced) and starts afresh; a line of other settings of the same run (another judge or generation length) is
+/// refused with the first difference named, never mixed in; a line that cannot be read is reported with its number. Only an unfinished last line (a write cut off by a kill) is dropped.
 /// </summary>
 internal sealed class JudgedItemsJournal : IDisposable
 {
@@ -45,6 +45,12 @@ internal sealed class JudgedItemsJournal : IDisposable
                 truncate.SetLength(Encoding.UTF8.GetByteCount(text.AsSpan(0, end)));
             }
             string[] lines = text[..end].Split('\n');
+            if (lines.FirstOrDefault(l => l.Length > 0) is { } first && StaleRun(first, current))
+            {
+                // Answers of checkpoints that a later train replaced: nothing to resume, and nothing to keep.
+                File.Delete(path);
+                lines = [];
+            }
             for (int n = 0; n < lines.Length; n++)
             {
                 if (lines[n].Length == 0) continue;
@@ -79,6 +85,22 @@ internal sealed class JudgedItemsJournal : IDisposable
                 "Evaluate with the same settings to resume, or delete the file to judge again.");
         }
         return item;
+    }
+
+    /// <summary>Whether <paramref name="line"/> was judged for another training run than <paramref name="current"/> names.</summary>
+    private static bool StaleRun(string line, string current)
+    {
+        try
+        {
+            using var json = JsonDocument.Parse(line);
+            if (!json.RootElement.TryGetProperty("settings", out var s) || s.ValueKind != JsonValueKind.String) return false;
+            const string key = "training_run";
+            return Pairs(s.GetString()!).GetValueOrDefault(key) is { } was && Pairs(current).GetValueOrDefault(key) is { } now && was != now;
+        }
+        catch (JsonException)
+        {
+            return false; // reported, with its line number, by the read that follows
+        }
     }
 
     private static Dictionary<string, string> Pairs(string settings) =>

@@ -31,7 +31,7 @@ public sealed partial class StableAlignmentExperiment
         var tasks = evaluation.Tasks.Select(t => TaskCatalog.Load(t, evaluation.MultipleChoiceItems)).ToList();
         var questions = validation.OfKind(SampleKind.Imitation).ToSamples().Select(s => s.Instruction)
             .Distinct(StringComparer.Ordinal).Take(evaluation.JudgePrompts).ToList();
-        RequireOneTrainingRun(training);
+        RequireOneTrainingRun(training, training.Variants);
         using var judgeClient = WithPolicy(Backends.Judge ?? new SocietyJudgeChatClient(new OfflineSocietyChatClient(Options.Seed)), new TokenBudget());
         var judge = new AlignmentJudge(judgeClient);
         using var journal = JudgedItemsJournal.Open(Folder.JudgedFile,
@@ -91,17 +91,17 @@ public sealed partial class StableAlignmentExperiment
     }
 
     /// <summary>Refuses checkpoints that do not come from the training run <c>training.json</c> describes (an interrupted train leaves a mix).</summary>
-    private void RequireOneTrainingRun(TrainingSummary training)
+    private void RequireOneTrainingRun(TrainingSummary training, IEnumerable<TrainedVariant> variants)
     {
         if (training.RunId is not { } expected) return;
-        foreach (var variant in training.Variants)
+        foreach (var variant in variants)
         {
             string directory = Path.Combine(Folder.Root, variant.Checkpoint);
             string? id = TrainingRun.IdIn(directory);
             if (id == expected) continue;
             throw new ExperimentException(id is null
-                ? $"Checkpoint '{directory}' of {variant.Name} does not say which training run wrote it ({RunFolder.TrainingRunFile(directory)} is missing): the last train was interrupted. Run the train step again (it resumes), then evaluate."
-                : $"Checkpoint '{directory}' of {variant.Name} comes from training run {id}, but '{Folder.TrainingSummary}' describes run {expected}: the checkpoints mix two training runs because the last train was interrupted. Run the train step again (it resumes and finishes), then evaluate.");
+                ? $"Checkpoint '{directory}' of {variant.Name} does not say which training run wrote it ({RunFolder.TrainingRunFile(directory)} is missing): the last train was interrupted. Run the train step again (it resumes), then this step."
+                : $"Checkpoint '{directory}' of {variant.Name} comes from training run {id}, but '{Folder.TrainingSummary}' describes run {expected}: the checkpoints mix two training runs because the last train was interrupted. Run the train step again (it resumes and finishes), then this step.");
         }
     }
 }

@@ -105,6 +105,9 @@ public sealed class RunFolderSafetyTests(TrainedRunFolder trained) : IClassFixtu
         var first = await TrainingSummaryOf(dir.Path);
         Assert.NotNull(first.RunId);
         foreach (var v in first.Variants) Assert.Equal(first.RunId, TrainingRun.IdIn(System.IO.Path.Combine(dir.Path, v.Checkpoint)));
+        await Experiment(dir.Path).EvaluateAsync();
+        string judged = new RunFolder(dir.Path).JudgedFile;
+        int judgedLines = File.ReadAllLines(judged).Length;
 
         // Another training run (two epochs), interrupted after three steps: its first checkpoints replace the old ones.
         var longer = TrainedRunFolder.Options with { Training = TrainedRunFolder.Options.Training with { Epochs = 2 } };
@@ -128,7 +131,11 @@ public sealed class RunFolderSafetyTests(TrainedRunFolder trained) : IClassFixtu
         Assert.Equal(4, firstStep);
         Assert.NotEqual(first.RunId, resumed.RunId);
         foreach (var v in resumed.Variants) Assert.Equal(resumed.RunId, TrainingRun.IdIn(System.IO.Path.Combine(dir.Path, v.Checkpoint)));
+        // The first run's judgements are stale once its checkpoints are replaced: evaluation starts them afresh.
         await Experiment(dir.Path, options: longer).EvaluateAsync();
+        var lines = File.ReadAllLines(judged);
+        Assert.Equal(judgedLines, lines.Length);
+        Assert.All(lines, l => Assert.Contains("training_run=" + resumed.RunId, l, StringComparison.Ordinal));
 
         // A finished run is not trained again.
         int again = 0;
