@@ -1,4 +1,5 @@
 using System.ClientModel;
+using System.ClientModel.Primitives;
 using LLama;
 using LLama.Abstractions;
 using LLama.Common;
@@ -12,7 +13,8 @@ namespace StableAlignment.Cli;
 /// Turns a backend spec from the command line into an <see cref="IChatClient"/>:
 /// <c>openai:MODEL@BASE_URL</c> (any OpenAI-compatible server: vLLM, llama.cpp server, LM Studio; the key comes from
 /// the OPENAI_API_KEY environment variable and is never printed), <c>ollama:MODEL[@URL]</c>, or <c>gguf:PATH</c>
-/// (a local model through LLamaSharp on the CPU).
+/// (a local model through LLamaSharp on the CPU). The SDKs' own retries and timeouts are off: the experiment's call
+/// policy retries, rides out outages and times each attempt out (<c>--retries</c>, <c>--outage-tolerance</c>, <c>--call-timeout</c>).
 /// </summary>
 internal static class ChatBackends
 {
@@ -30,13 +32,13 @@ internal static class ChatBackends
                 var (model, url) = Split(rest, spec, urlRequired: true);
                 var client = new OpenAIClient(
                     new ApiKeyCredential(Environment.GetEnvironmentVariable("OPENAI_API_KEY") ?? "none"),
-                    new OpenAIClientOptions { Endpoint = new Uri(url!) });
+                    new OpenAIClientOptions { Endpoint = new Uri(url!), RetryPolicy = new ClientRetryPolicy(maxRetries: 0), NetworkTimeout = Timeout.InfiniteTimeSpan });
                 return client.GetChatClient(model).AsIChatClient();
             }
             case "ollama":
             {
                 var (model, url) = Split(rest, spec, urlRequired: false);
-                return new OllamaApiClient(new Uri(url ?? "http://localhost:11434"), model);
+                return new OllamaApiClient(new HttpClient { BaseAddress = new Uri(url ?? "http://localhost:11434"), Timeout = Timeout.InfiniteTimeSpan }, model);
             }
             case "gguf":
             {

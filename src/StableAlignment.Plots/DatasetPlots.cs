@@ -26,6 +26,7 @@ public static class DatasetPlots
 
         var ratings = new ScottPlot.Plot();
         int bins = perKind[0].RatingHistogram.Count;
+        double highest = perKind.SelectMany(k => k.RatingHistogram).DefaultIfEmpty(0).Max();
         for (int k = 0; k < perKind.Count; k++)
         {
             var s = perKind[k];
@@ -38,7 +39,11 @@ public static class DatasetPlots
         ratings.Title("Ratings per kind");
         ratings.XLabel("rating");
         ratings.YLabel("samples");
-        ratings.ShowLegend();
+        // Whole ratings on the axis, counts from zero, and the legend beside the bars.
+        ratings.Axes.Bottom.SetTicks([.. Enumerable.Range(0, bins).Select(b => (double)(firstRatingBin + b))],
+            [.. Enumerable.Range(0, bins).Select(b => (firstRatingBin + b).ToString(System.Globalization.CultureInfo.InvariantCulture))]);
+        ratings.Axes.SetLimitsY(0, Math.Max(1, highest) * 1.1);
+        ratings.ShowLegend(ScottPlot.Edge.Right);
         string ratingsPath = Path.Combine(directory, "ratings.png");
         ratings.SavePng(ratingsPath, width, height);
 
@@ -56,7 +61,8 @@ public static class DatasetPlots
         lengths.Axes.Bottom.SetTicks([.. Enumerable.Range(0, labels.Length).Select(i => (double)i)], labels);
         lengths.Title("Length percentiles per kind");
         lengths.YLabel(lengthUnit);
-        lengths.ShowLegend();
+        lengths.Axes.SetLimitsY(0, Math.Max(1, perKind.SelectMany(k => new[] { k.QueryLength.P99, k.ResponseLength.P99 }).Max()) * 1.1);
+        lengths.ShowLegend(ScottPlot.Edge.Right);
         string lengthsPath = Path.Combine(directory, "lengths.png");
         lengths.SavePng(lengthsPath, width, height);
         return [ratingsPath, lengthsPath];

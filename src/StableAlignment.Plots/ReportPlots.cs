@@ -34,7 +34,9 @@ public static class ReportPlots
         accuracy.Axes.Bottom.SetTicks(Enumerable.Range(0, variants.Count).Select(i => (double)i).ToArray(), variants.ToArray());
         accuracy.Axes.SetLimitsY(0, 1);
         accuracy.Title("Accuracy per variant (95% Wilson intervals)");
-        accuracy.ShowLegend();
+        accuracy.YLabel("accuracy (share of items right)");
+        accuracy.XLabel("variant");
+        accuracy.ShowLegend(ScottPlot.Edge.Right);
         accuracy.SavePng(path, 900, 500);
         return path;
     }

@@ -18,6 +18,7 @@ public static class SocietyPlots
         ArgumentException.ThrowIfNullOrEmpty(path);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         var ratings = new ScottPlot.Plot();
+        double highest = 0;
         foreach (var (name, values, offset) in new[]
         {
             ("draft", interactions.Select(r => r.DraftAlignment), -0.2),
@@ -27,6 +28,7 @@ public static class SocietyPlots
             var counts = new double[7];
             foreach (var v in values)
                 if (v is double d) counts[Math.Clamp((int)Math.Round(d) - 1, 0, 6)]++;
+            highest = Math.Max(highest, counts.Max());
             var bars = ratings.Add.Bars(Enumerable.Range(1, 7).Select(r => r + offset).ToArray(), counts);
             bars.LegendText = name;
             foreach (var bar in bars.Bars) bar.Size = 0.4;
@@ -34,7 +36,10 @@ public static class SocietyPlots
         ratings.Title("Observer alignment rating before and after revision");
         ratings.XLabel("rating (1-7, mean over observers, rounded)");
         ratings.YLabel("interactions");
-        ratings.ShowLegend();
+        // Whole ratings on the axis, counts from zero, and the legend beside the bars.
+        ratings.Axes.Bottom.SetTicks([.. Enumerable.Range(1, 7).Select(r => (double)r)], [.. Enumerable.Range(1, 7).Select(r => r.ToString(System.Globalization.CultureInfo.InvariantCulture))]);
+        ratings.Axes.SetLimitsY(0, Math.Max(1, highest) * 1.1);
+        ratings.ShowLegend(ScottPlot.Edge.Right);
         ratings.SavePng(path, 900, 500);
         return path;
     }

@@ -96,11 +96,12 @@ internal sealed partial class OrleansSandbox : ISandbox
         var clock = Stopwatch.StartNew();
         using var activity = SandboxTelemetry.Source.StartActivity("sandbox.run");
         int perRound = _plan.AgentsPerRound;
-        var model = await WithRetriesAsync(() => _grains.GetGrain<ISiloInfoGrain>(0).EmbeddingModelAsync(), cancellationToken).ConfigureAwait(false);
-        string fingerprint = _plan.Fingerprint(new EmbeddingGeneratorMetadata(model.Provider, null, model.Model, model.Dimensions));
+        string worldJson = WorldOptionsJson();
+        var model = await WithRetriesAsync(() => _grains.GetGrain<ISiloInfoGrain>(0).ModelsAsync(worldJson), cancellationToken).ConfigureAwait(false);
+        string fingerprint = _plan.Fingerprint(model.Embeddings, model.Agents, model.Observers);
         using var log = SandboxLogWriter.Open(logPath, fingerprint, perRound);
         string run = RunKey = StableHash.Sha256Hex(fingerprint + "\n" + Path.GetFullPath(logPath))[..24];
-        await WithRetriesAsync(() => _grains.GetGrain<IWorldGrain>(run).SetAsync(WorldOptionsJson()), cancellationToken).ConfigureAwait(false);
+        await WithRetriesAsync(() => _grains.GetGrain<IWorldGrain>(run).SetAsync(worldJson), cancellationToken).ConfigureAwait(false);
         await ResetAgentsAsync(run, log, model, cancellationToken).ConfigureAwait(false);
 
         long start = log.Count;
@@ -135,7 +136,7 @@ internal sealed partial class OrleansSandbox : ISandbox
     }
 
     /// <summary>Memories = the persona-matched seed (round -1) + every logged update, so a resumed run sees what an uninterrupted one did.</summary>
-    private async Task ResetAgentsAsync(string run, SandboxLogWriter log, EmbeddingModel model, CancellationToken cancellationToken)
+    private async Task ResetAgentsAsync(string run, SandboxLogWriter log, SiloModels model, CancellationToken cancellationToken)
     {
         var updates = log.MemoryUpdates().ToLookup(u => u.AgentId, u => u.Entry);
         int perRound = _plan.AgentsPerRound;
@@ -150,7 +151,7 @@ internal sealed partial class OrleansSandbox : ISandbox
             var siloModel = await WithRetriesAsync(() => AgentGrain(run, agent.Id).ResetAsync(reset), cancellationToken).ConfigureAwait(false);
             if (siloModel != model)
                 throw new InvalidOperationException(
-                    $"The silos embed with different models ('{model}' and '{siloModel}'); every silo of a run must use the same one.");
+                    $"The silos run with different models ({model}; and {siloModel}); every silo of a run must use the same ones.");
         })).ConfigureAwait(false);
     }
 

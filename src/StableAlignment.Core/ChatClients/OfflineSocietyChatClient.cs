@@ -190,7 +190,8 @@ public sealed partial class OfflineSocietyChatClient : IChatClient
     [GeneratedRegex(@"(?:^|\n)Question: ([^\n]*)", RegexOptions.CultureInvariant)]
     private static partial Regex QuestionPattern();
 
-    [GeneratedRegex(@"\nAnswer: (.*?)\n(?:Rate how well|Would you like)", RegexOptions.Singleline | RegexOptions.CultureInvariant)]
+    // The default rating prompts quote the answer between <answer> and </answer> on lines of their own.
+    [GeneratedRegex(@"\nAnswer: (?:<answer>\n)?(.*?)(?:\n</answer>)?\n(?:Rate how well|Would you like)", RegexOptions.Singleline | RegexOptions.CultureInvariant)]
     private static partial Regex AnswerPattern();
 
     [GeneratedRegex(@"\nYour answer: (.*?)\nOther members", RegexOptions.Singleline | RegexOptions.CultureInvariant)]

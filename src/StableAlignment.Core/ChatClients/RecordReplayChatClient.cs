@@ -25,7 +25,9 @@ public enum ReplayMode
 /// Records a real model's responses to a SQLite file and replays them later, so a real-model sandbox run can be
 /// replayed offline, exactly. Responses are keyed by <see cref="KeyOf"/>: a SHA-256 of a canonical text that this
 /// library defines and versions itself (the sandbox's stable call id, the messages, the temperature and the token
-/// limit), so keys do not depend on any provider's or runtime's serialisation.
+/// limit), so keys do not depend on any provider's or runtime's serialisation. The recorded model's name
+/// (<see cref="ChatClientMetadata"/>) is stored too, and a replayer names that model, so the replayed log has the
+/// recorded log's provenance.
 /// </summary>
 public sealed class RecordReplayChatClient : DelegatingChatClient
 {
@@ -33,6 +35,7 @@ public sealed class RecordReplayChatClient : DelegatingChatClient
     private readonly ReplayMode _mode;
     private readonly SqliteConnection _store;
     private readonly Lock _lock = new();
+    private readonly ChatClientMetadata? _recorded;
 
     /// <summary>Creates the client.</summary>
     /// <param name="storePath">The SQLite file that holds the responses (created if missing).</param>
@@ -54,8 +57,31 @@ public sealed class RecordReplayChatClient : DelegatingChatClient
             PRAGMA journal_mode = WAL;
             CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, text TEXT NOT NULL, model_id TEXT,
                 tokens_in INTEGER, tokens_out INTEGER);
+            CREATE TABLE IF NOT EXISTS model (key TEXT PRIMARY KEY, value TEXT);
             """;
         c.ExecuteNonQuery();
+        if (inner?.GetService<ChatClientMetadata>() is { } metadata)
+        {
+            using var write = _store.CreateCommand();
+            write.CommandText = "INSERT OR REPLACE INTO model (key, value) VALUES ('provider', $p), ('model', $m)";
+            write.Parameters.AddWithValue("$p", (object?)metadata.ProviderName ?? DBNull.Value);
+            write.Parameters.AddWithValue("$m", (object?)metadata.DefaultModelId ?? DBNull.Value);
+            write.ExecuteNonQuery();
+        }
+        using var read = _store.CreateCommand();
+        read.CommandText = "SELECT (SELECT value FROM model WHERE key = 'provider'), (SELECT value FROM model WHERE key = 'model')";
+        using var row = read.ExecuteReader();
+        if (row.Read() && !(row.IsDBNull(0) && row.IsDBNull(1)))
+            _recorded = new ChatClientMetadata(row.IsDBNull(0) ? null : row.GetString(0), defaultModelId: row.IsDBNull(1) ? null : row.GetString(1));
+    }
+
+    /// <inheritdoc />
+    /// <remarks>In <see cref="ReplayMode.Replay"/>, <see cref="ChatClientMetadata"/> names the recorded model.</remarks>
+    public override object? GetService(Type serviceType, object? serviceKey = null)
+    {
+        ArgumentNullException.ThrowIfNull(serviceType);
+        return _mode == ReplayMode.Replay && serviceKey is null && serviceType == typeof(ChatClientMetadata) && _recorded is not null
+            ? _recorded : base.GetService(serviceType, serviceKey);
     }
 
     /// <summary>The replay key of a request: lower-case hex SHA-256 of its canonical text.</summary>

@@ -63,7 +63,8 @@ public sealed record AlignmentReadOptions
 public sealed record AlignmentDataIssue(string FilePath, long RecordIndex, long Line, long ByteOffset, string Problem)
 {
     /// <inheritdoc />
-    public override string ToString() => $"{FilePath}: record {RecordIndex} (line {Line}, byte {ByteOffset}): {Problem}";
+    public override string ToString() =>
+        $"{FilePath}: record {RecordIndex} (line {Line}, byte {ByteOffset}): {Serialization.UserText.Excerpt(Problem, 2 * Serialization.UserText.MaxQuoted)}";
 }
 
 /// <summary>Thrown when an alignment file holds a bad record; the message names file, record, line, byte offset and problem.</summary>

@@ -12,14 +12,16 @@ internal static class SampleBuilder
         foreach (var r in records)
         {
             ArgumentNullException.ThrowIfNull(r, nameof(records));
+            // The agents' model wrote the draft, the revision and the peers' critiques alike.
+            string model = r.Model ?? "";
             // Imitation: the draft and the revision, each rated by the mean observer alignment (failed ratings dropped).
-            AddIf(samples, options, new AlignmentSample(SampleKind.Imitation, r.Question, "", r.Draft, r.DraftAlignment ?? double.NaN));
-            AddIf(samples, options, new AlignmentSample(SampleKind.Imitation, r.Question, "", r.Revision, r.RevisionAlignment ?? double.NaN));
+            AddIf(samples, options, new AlignmentSample(SampleKind.Imitation, r.Question, "", r.Draft, r.DraftAlignment ?? double.NaN) { Model = model });
+            AddIf(samples, options, new AlignmentSample(SampleKind.Imitation, r.Question, "", r.Revision, r.RevisionAlignment ?? double.NaN) { Model = model });
 
             // Self-critic: one per peer feedback, rated by that peer.
             string critic = r.Question + " " + options.SelfCriticInstruction;
             foreach (var f in r.Feedback)
-                AddIf(samples, options, new AlignmentSample(SampleKind.SelfCritic, critic, r.Draft, f.Rating.Reason, f.Rating.Value ?? double.NaN));
+                AddIf(samples, options, new AlignmentSample(SampleKind.SelfCritic, critic, r.Draft, f.Rating.Reason, f.Rating.Value ?? double.NaN) { Model = model });
 
             // Realignment: only when the revision improved and is rated above the threshold.
             if (r.DraftAlignment is double before && r.RevisionAlignment is double after
@@ -29,7 +31,7 @@ internal static class SampleBuilder
                     .Where(f => f.Rating.Succeeded && !string.IsNullOrWhiteSpace(f.Rating.Reason))
                     .Select(f => f.Rating.Reason));
                 string instruction = r.Question + "\n" + r.Draft + "\n" + options.RealignmentInstruction;
-                AddIf(samples, options, new AlignmentSample(SampleKind.Realignment, instruction, feedback, r.Revision, after));
+                AddIf(samples, options, new AlignmentSample(SampleKind.Realignment, instruction, feedback, r.Revision, after) { Model = model });
             }
         }
         return samples;

@@ -58,6 +58,13 @@ public sealed record TrainedRun(string Name, AlignmentRecipe Recipe, string Metr
 public sealed record TrainingSummary(ContrastivePreferenceOptions Loss, AlignmentBatchRecipe Batches, IReadOnlyList<TrainedVariant> Variants,
     IReadOnlyList<TrainedRun> Runs)
 {
+    /// <summary>
+    /// The training run's id: a hash of everything that decided the weights. Every checkpoint folder records the id of
+    /// the run that wrote it (<see cref="RunFolder.TrainingRunFile"/>); evaluation refuses checkpoints of another run.
+    /// Null in files written before ids existed.
+    /// </summary>
+    public string? RunId { get; init; }
+
     internal static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,
@@ -86,4 +93,8 @@ public sealed record TrainingSummary(ContrastivePreferenceOptions Loss, Alignmen
 
 /// <summary>What <see cref="StableAlignmentExperiment.EvaluateAsync"/> wrote beside the per-item files.</summary>
 /// <param name="Judged">The judge summaries of every variant and task.</param>
-public sealed record EvaluationSummary(IReadOnlyList<JudgeSummary> Judged);
+public sealed record EvaluationSummary(IReadOnlyList<JudgeSummary> Judged)
+{
+    /// <summary>The training run whose checkpoints were evaluated (<see cref="TrainingSummary.RunId"/>); null in older files.</summary>
+    public string? TrainingRunId { get; init; }
+}

@@ -3,8 +3,8 @@ namespace StableAlignment.Core.Experiment;
 /// <summary>
 /// The layout of an experiment's run folder, and the only place that knows its file names:
 /// <c>sandbox.db</c>, <c>dataset/</c>, <c>checkpoints/</c>, <c>metrics/</c>, <c>training.json</c>,
-/// <c>evaluation/</c>, <c>plots/</c> and <c>report.md</c>. Each step reads what the step before wrote here, so any
-/// step can run on its own, on your own data placed where the step expects it.
+/// <c>evaluation/</c>, <c>plots/</c>, <c>report.md</c>, the log <c>run.log</c> and the lock <c>run.lock</c>. Each step
+/// reads what the step before wrote here, so any step can run on its own, on your own data placed where the step expects it.
 /// </summary>
 public sealed class RunFolder
 {
@@ -76,6 +76,22 @@ public sealed class RunFolder
     /// <summary>The report (step 5).</summary>
     public string Report => Path.Combine(Root, "report.md");
 
+    /// <summary>The log of every step: retries, stalls, outages, the sandbox's rounds (information and above, appended).</summary>
+    public string LogFile => Path.Combine(Root, "run.log");
+
+    /// <summary>The lock a running step holds, so that a second process on the same folder fails at once.</summary>
+    public string LockFile => Path.Combine(Root, "run.lock");
+
+    /// <summary>The file in a checkpoint or metrics folder that says which training run wrote it.</summary>
+    /// <param name="directory">A checkpoint or metrics folder.</param>
+    /// <returns>The file.</returns>
+    public static string TrainingRunFile(string directory) => Path.Combine(directory, "training-run.json");
+
+    /// <summary>Where the trainer keeps its resumable state (weights, optimizer, position) of one training run while it trains.</summary>
+    /// <param name="run">The run's last variant.</param>
+    /// <returns>The folder.</returns>
+    public string TrainerStateDirectory(ExperimentVariant run) => Path.Combine(MetricsDirectory(run), "resume");
+
     /// <summary>The path of <paramref name="path"/> relative to <see cref="Root"/>, with '/' separators (for links in the report).</summary>
     /// <param name="path">A path inside the run folder.</param>
     /// <returns>The relative path.</returns>
@@ -92,6 +108,34 @@ public sealed class RunFolder
             throw new ExperimentException($"'{path}' does not exist: run the {producedBy} step first, or give the file explicitly.");
         return path;
     }
+
+    /// <summary>Fails with a message naming what the user gave when a file or folder they named is missing.</summary>
+    /// <param name="path">The file or folder.</param>
+    /// <param name="what">What it is, e.g. "the released dataset".</param>
+    /// <returns><paramref name="path"/>.</returns>
+    /// <exception cref="ExperimentException">It does not exist.</exception>
+    internal static string RequireGiven(string path, string what)
+    {
+        if (!File.Exists(path) && !Directory.Exists(path))
+            throw new ExperimentException($"'{path}' ({what}) does not exist: check the path.");
+        return path;
+    }
+}
+
+/// <summary>Another process is running a step in the same run folder; nothing was done.</summary>
+public sealed class RunFolderInUseException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public RunFolderInUseException() { }
+
+    /// <summary>Creates the exception with a message.</summary>
+    /// <param name="message">What is wrong and what to do.</param>
+    public RunFolderInUseException(string message) : base(message) { }
+
+    /// <summary>Creates the exception with a message and cause.</summary>
+    /// <param name="message">What is wrong and what to do.</param>
+    /// <param name="innerException">The cause.</param>
+    public RunFolderInUseException(string message, Exception innerException) : base(message, innerException) { }
 }
 
 /// <summary>A problem with an experiment's inputs or run folder that the user can fix; the message says what to do.</summary>

@@ -17,9 +17,10 @@ public sealed partial class StableAlignmentExperiment
     /// <exception cref="ExperimentException">There is no log or file to build from, or too few queries.</exception>
     public async Task<DatasetSummary> BuildDatasetAsync(IProgress<ExperimentProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        using var step = EnterStep();
         var datasetOptions = Options.Dataset with { Seed = Options.Seed };
         AlignmentDataset dataset = Options.ReleasedDataset is { } released
-            ? await AlignmentDataset.LoadAsync(RunFolder.Require(released, "--released"), options: datasetOptions, cancellationToken: cancellationToken).ConfigureAwait(false)
+            ? await AlignmentDataset.LoadAsync(RunFolder.RequireGiven(released, "the released dataset to build from"), options: datasetOptions, cancellationToken: cancellationToken).ConfigureAwait(false)
             : AlignmentDataset.FromInteractions(SandboxLog.ReadRecords(RunFolder.Require(Folder.SandboxLog, "simulate")), datasetOptions);
         if (dataset.Records.Count < 4)
             throw new ExperimentException($"Only {dataset.Records.Count} queries were built, too few to split: simulate more rounds.");

@@ -16,17 +16,20 @@ public sealed partial class StableAlignmentExperiment
     /// <param name="progress">Told after each tensor written.</param>
     /// <param name="cancellationToken">Checked before each tensor; a cancelled export leaves no partial file.</param>
     /// <returns>A task that completes when the export is written.</returns>
-    /// <exception cref="ExperimentException">The run has no trained variant of that name.</exception>
+    /// <exception cref="ExperimentException">The run has no trained variant of that name, or its checkpoint is of another training run.</exception>
+    /// <exception cref="RunFolderInUseException">Another process is running a step in the run folder.</exception>
     public async Task ExportAsync(string variant, ExportFormat format, ExportDType? dtype, string target, IProgress<ExportProgress>? progress = null,
         CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(variant);
         ArgumentException.ThrowIfNullOrWhiteSpace(target);
+        using var step = EnterStep();
         var type = dtype ?? ModelExporter.DefaultDType(format);
         ModelExporter.Validate(format, type);
         var training = await TrainingSummary.ReadAsync<TrainingSummary>(Folder.TrainingSummary, "train", cancellationToken).ConfigureAwait(false);
         var trained = training.Variants.FirstOrDefault(v => v.Name == variant)
             ?? throw new ExperimentException($"The run in '{Folder.Root}' has no variant '{variant}'; it has {string.Join(", ", training.Variants.Select(v => v.Name))}.");
+        RequireOneTrainingRun(training, [trained]);
         var options = new ModelExportOptions { ChatTemplate = Options.Dataset.Template.ChatTemplate, ModelName = trained.Name };
         await Task.Run(() => ModelExporter.ExportCheckpoint(Path.Combine(Folder.Root, trained.Checkpoint), format, type, target, options, progress, cancellationToken),
             cancellationToken).ConfigureAwait(false);

@@ -14,11 +14,17 @@ public sealed partial class StableAlignmentExperiment
     /// <returns>The report.</returns>
     public async Task<AblationReport> WriteReportAsync(IProgress<ExperimentProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        using var step = EnterStep();
         var results = ItemResultsJsonl.Read(RunFolder.Require(Folder.ItemResultsFile, "evaluate"));
         var summary = await TrainingSummary.ReadAsync<EvaluationSummary>(Folder.EvaluationSummary, "evaluate", cancellationToken).ConfigureAwait(false);
         var training = File.Exists(Folder.TrainingSummary)
             ? await TrainingSummary.ReadAsync<TrainingSummary>(Folder.TrainingSummary, "train", cancellationToken).ConfigureAwait(false)
             : null;
+        if (training?.RunId is { } trainedRun && summary.TrainingRunId is { } evaluatedRun && trainedRun != evaluatedRun)
+        {
+            throw new ExperimentException(
+                $"'{Folder.EvaluationDirectory}' evaluates training run {evaluatedRun}, but '{Folder.TrainingSummary}' describes run {trainedRun}: run the evaluate step again, then report.");
+        }
         var report = AblationReport.Create(results, summary.Judged, Design());
 
         var plots = new List<string>();

@@ -16,7 +16,7 @@ public sealed partial class StableAlignmentExperiment
     /// <returns>What the run did and what the log holds.</returns>
     public async Task<SimulationSummary> SimulateAsync(IProgress<ExperimentProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        Directory.CreateDirectory(Folder.Root);
+        using var step = EnterStep();
         var world = Options.SeededSandbox;
         var budget = new TokenBudget(Options.Calls.TokenBudget);
         using var agents = WithPolicy(Backends.Agents ?? new OfflineSocietyChatClient(world.Seed), budget);
@@ -32,8 +32,8 @@ public sealed partial class StableAlignmentExperiment
 
         string activity = $"simulate {world.GridSize}x{world.GridSize} grid, {Options.Rounds} rounds";
         SandboxRunResult run;
-        await using (var sandbox = Backends.SandboxEngine?.Create(world, backends, loggerFactory: Backends.LoggerFactory)
-            ?? SandboxFactory.Create(world, backends, loggerFactory: Backends.LoggerFactory))
+        await using (var sandbox = Backends.SandboxEngine?.Create(world, backends, loggerFactory: LoggerFactory)
+            ?? SandboxFactory.Create(world, backends, loggerFactory: LoggerFactory))
         {
             var relay = new Relay<SandboxProgress>(p => progress?.Report(
                 new ExperimentProgress(ExperimentStep.Simulate, activity, p.InteractionsDone, p.InteractionsTotal)));

@@ -12,7 +12,9 @@ public sealed partial class StableAlignmentExperiment
     /// Step 3: trains one run per recipe among the variants (the SFT-only baseline, then Stable Alignment's
     /// imitation, self-critic and realignment stages), all from the same initial weights. The trainer saves each
     /// variant as a snapshot when its stage completes. Writes <see cref="RunFolder.TrainingSummary"/> with everything
-    /// evaluation needs: the variants, the loss options and the batch recipe.
+    /// evaluation needs: the variants, the loss options, the batch recipe and the training run's id, which every
+    /// checkpoint records too. The trainer checkpoints as it goes, so an interrupted train run again with the same
+    /// inputs resumes from its last checkpoint, and a finished one is not trained again.
     /// </summary>
     /// <param name="progress">Receives one report per optimizer step.</param>
     /// <param name="cancellationToken">Stops between optimizer steps.</param>
@@ -20,9 +22,10 @@ public sealed partial class StableAlignmentExperiment
     /// <exception cref="ExperimentException">The dataset is missing, or lacks a kind of sample a recipe needs.</exception>
     public async Task<TrainingSummary> TrainAsync(IProgress<ExperimentProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        using var step = EnterStep();
         var training = Options.Training;
         string tokenizerFile = Options.Model.InitFrom is { } init
-            ? RunFolder.Require(Path.Combine(init, ModelCheckpoint.HuggingFaceTokenizerFileName), "--init-from")
+            ? RunFolder.RequireGiven(Path.Combine(init, ModelCheckpoint.HuggingFaceTokenizerFileName), "the tokenizer of the Hugging Face checkpoint to start from")
             : RunFolder.Require(Folder.VocabularyFile, "build-dataset");
         Tokenizer tokenizer = ModelCheckpoint.LoadTokenizer(tokenizerFile);
         var train = await AlignmentDataset.LoadAsync(RunFolder.Require(Folder.TrainFile, "build-dataset"), cancellationToken: cancellationToken).ConfigureAwait(false);
@@ -48,6 +51,7 @@ public sealed partial class StableAlignmentExperiment
             throw new ExperimentException($"{e.Message} Simulate more rounds or hold out a larger share.", e);
         }
 
+        string runId = TrainingRun.IdOf(Options, [tokenizerFile, Folder.TrainFile, Folder.ValidationFile]);
         var trained = new List<TrainedVariant>();
         var runs = new List<TrainedRun>();
         foreach (var run in Runs())
@@ -56,59 +60,94 @@ public sealed partial class StableAlignmentExperiment
             var recipe = run.First().Recipe;
             var lora = run.First().Lora;
             var last = run.OrderBy(v => AlignmentStages.NamesOf(recipe).ToList().IndexOf(v.Stage)).Last();
-            using var model = Options.Model.InitFrom is { } checkpoint
-                ? CausalLanguageModel.FromHuggingFace(checkpoint)
-                : new CausalLanguageModel(TinyConfig(tokenizer), seed: Options.Seed);
-            bool needsSelfCritic = recipe != AlignmentRecipe.Imitation;
-            bool needsRealignment = recipe is AlignmentRecipe.ImitationSelfCriticRealignment or AlignmentRecipe.SftOnly;
-            // Stages after the first fine-tune what the first learned, at a lower peak rate (the same for every recipe).
-            var stages = AlignmentStages.For(recipe, Source(SampleKind.Imitation), needsSelfCritic ? Source(SampleKind.SelfCritic) : null,
-                    needsRealignment ? Source(SampleKind.Realignment) : null, heldOut, training.Epochs)
-                .Select((s, i) => i == 0 ? s : s with { LearningRate = training.LearningRate * training.LaterStageLearningRateScale })
-                .ToList();
-            int totalSteps = stages.Sum(s => (s.Train.Count ?? 0) * s.Epochs);
             string metrics = Folder.MetricsDirectory(last);
-            using var trainer = new StableAlignmentTrainer(model, new TrainerOptions
-            {
-                LearningRate = training.LearningRate,
-                Loss = training.Loss,
-                ValidateEverySteps = Math.Max(10, totalSteps / training.ValidationPoints),
-                MetricsDirectory = metrics,
-                StageSnapshots = run.ToDictionary(v => v.Stage, Folder.CheckpointDirectory, StringComparer.Ordinal),
-                Lora = lora,
-                LoraSeed = Options.Seed,
-            });
-            string activity = $"train {last.Name}";
-            var relay = new Relay<TrainingProgress>(p =>
-            {
-                if (p.Kind == TrainingEventKind.Step && p.Step is { } step)
-                {
-                    progress?.Report(new ExperimentProgress(ExperimentStep.Train, activity, step.Position.GlobalStep, Math.Max(1, totalSteps),
-                        string.Create(CultureInfo.InvariantCulture, $"{p.StageName} · loss {step.Loss:F3}")));
-                }
-            });
-            var report = trainer.Train(stages, relay, cancellationToken);
+            string state = Folder.TrainerStateDirectory(last);
+            var start = TrainingRun.Prepare(metrics, state, runId, run.Select(Folder.CheckpointDirectory));
+            var (report, size) = start == TrainingRun.Start.Completed ? (null, TrainingRun.SizeIn(metrics))
+                : TrainRun(run, last, start, state, tokenizer, Source, heldOut, progress, cancellationToken);
+            var history = TrainingHistory.Read(metrics);
             foreach (var variant in run)
             {
                 ModelCheckpoint.CopyTokenizer(tokenizerFile, Folder.CheckpointDirectory(variant));
-                var stage = report.Stages.First(s => s.Name == variant.Stage);
-                trained.Add(new TrainedVariant(variant.Name, Folder.Relative(Folder.CheckpointDirectory(variant)), stage.GlobalSteps,
-                    stage.ElapsedSeconds, stage.FinalValidation?.RankingAccuracy));
+                TrainingRun.MarkCheckpoint(Folder.CheckpointDirectory(variant), runId);
+                trained.Add(VariantOf(variant, report, history));
             }
-            runs.Add(new TrainedRun(last.Name, recipe, Folder.Relative(metrics), report.GlobalSteps, report.SkippedSteps, report.TokensPerSecond)
+            TrainingRun.Complete(metrics, state, runId, size);
+            var steps = TrainingRun.FinalSteps(history);
+            runs.Add(new TrainedRun(last.Name, recipe, Folder.Relative(metrics), steps.Count == 0 ? 0 : steps[^1].Position.GlobalStep,
+                steps.Count(x => x.Skipped), report?.TokensPerSecond ?? TrainingRun.TokensPerSecond(steps))
             {
                 Lora = lora,
-                TrainableParameters = model.TrainableParameterCount,
-                Parameters = model.ParameterCount,
+                TrainableParameters = size.Trainable,
+                Parameters = size.All,
             });
-            Backends.Plots?.Training(TrainingHistory.Read(metrics), metrics);
+            Backends.Plots?.Training(history, metrics);
         }
 
         // Rows in the options' order, whatever order the runs trained in.
         var ordered = Options.Variants.Select(v => trained.Single(t => t.Name == v.Name)).ToList();
-        var summary = new TrainingSummary(training.Loss, batches, ordered, runs);
+        var summary = new TrainingSummary(training.Loss, batches, ordered, runs) { RunId = runId };
         await TrainingSummary.WriteAsync(Folder.TrainingSummary, summary, cancellationToken).ConfigureAwait(false);
         return summary;
+    }
+
+    /// <summary>One recipe's run from its start or its last checkpoint; the trainer saves the stage snapshots.</summary>
+    private (TrainingReport Report, TrainingRun.ModelSize Size) TrainRun(IGrouping<string, ExperimentVariant> run, ExperimentVariant last, TrainingRun.Start start, string state,
+        Tokenizer tokenizer, Func<SampleKind, PreferenceBatcher> source, PreferenceBatcher heldOut, IProgress<ExperimentProgress>? progress,
+        CancellationToken cancellationToken)
+    {
+        var training = Options.Training;
+        var recipe = run.First().Recipe;
+        using var model = Options.Model.InitFrom is { } checkpoint
+            ? CausalLanguageModel.FromHuggingFace(checkpoint)
+            : new CausalLanguageModel(TinyConfig(tokenizer), seed: Options.Seed);
+        bool needsSelfCritic = recipe != AlignmentRecipe.Imitation;
+        bool needsRealignment = recipe is AlignmentRecipe.ImitationSelfCriticRealignment or AlignmentRecipe.SftOnly;
+        // Stages after the first fine-tune what the first learned, at a lower peak rate (the same for every recipe).
+        var stages = AlignmentStages.For(recipe, source(SampleKind.Imitation), needsSelfCritic ? source(SampleKind.SelfCritic) : null,
+                needsRealignment ? source(SampleKind.Realignment) : null, heldOut, training.Epochs)
+            .Select((s, i) => i == 0 ? s : s with { LearningRate = training.LearningRate * training.LaterStageLearningRateScale })
+            .ToList();
+        int totalSteps = stages.Sum(s => (s.Train.Count ?? 0) * s.Epochs);
+        using var trainer = new StableAlignmentTrainer(model, new TrainerOptions
+        {
+            LearningRate = training.LearningRate,
+            Loss = training.Loss,
+            ValidateEverySteps = Math.Max(10, totalSteps / training.ValidationPoints),
+            MetricsDirectory = Folder.MetricsDirectory(last),
+            StageSnapshots = run.ToDictionary(v => v.Stage, Folder.CheckpointDirectory, StringComparer.Ordinal),
+            CheckpointDirectory = state,
+            CheckpointEverySteps = Math.Max(1, totalSteps / 10),
+            Lora = run.First().Lora,
+            LoraSeed = Options.Seed,
+        });
+        if (start == TrainingRun.Start.Resume) trainer.LoadCheckpoint(state);
+        string activity = $"train {last.Name}";
+        var relay = new Relay<TrainingProgress>(p =>
+        {
+            if (p.Kind == TrainingEventKind.Step && p.Step is { } step)
+            {
+                progress?.Report(new ExperimentProgress(ExperimentStep.Train, activity, step.Position.GlobalStep, Math.Max(1, totalSteps),
+                    string.Create(CultureInfo.InvariantCulture, $"{p.StageName} · loss {step.Loss:F3}")));
+            }
+        });
+        var report = trainer.Train(stages, relay, cancellationToken);
+        return (report, new TrainingRun.ModelSize(model.TrainableParameterCount, model.ParameterCount));
+    }
+
+    /// <summary>
+    /// A variant's row: from this call's report when its stage trained now, else from the metrics the run logged
+    /// before it was interrupted (the last record of the stage wins, since a resumption repeats the steps after the
+    /// last checkpoint).
+    /// </summary>
+    private TrainedVariant VariantOf(ExperimentVariant variant, TrainingReport? report, TrainingHistory history)
+    {
+        string checkpoint = Folder.Relative(Folder.CheckpointDirectory(variant));
+        if (report?.Stages.FirstOrDefault(s => s.Name == variant.Stage) is { } stage)
+            return new TrainedVariant(variant.Name, checkpoint, stage.GlobalSteps, stage.ElapsedSeconds, stage.FinalValidation?.RankingAccuracy);
+        var lastStep = history.Steps.LastOrDefault(s => s.StageName == variant.Stage);
+        var lastValidation = history.Validations.LastOrDefault(v => v.StageName == variant.Stage);
+        return new TrainedVariant(variant.Name, checkpoint, lastStep?.Position.GlobalStep ?? 0, lastStep?.ElapsedSeconds ?? 0, lastValidation?.RankingAccuracy);
     }
 
     private CausalLanguageModelConfig TinyConfig(Tokenizer tokenizer) => new()

@@ -58,6 +58,7 @@ public sealed partial class StableAlignmentExperiment
     /// <returns>The path of <c>report.md</c>.</returns>
     public async Task<string> RunAsync(IProgress<ExperimentProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        using var step = EnterStep();
         if (Options.ReleasedDataset is null) await SimulateAsync(progress, cancellationToken).ConfigureAwait(false);
         await BuildDatasetAsync(progress, cancellationToken).ConfigureAwait(false);
         await TrainAsync(progress, cancellationToken).ConfigureAwait(false);
@@ -82,7 +83,50 @@ public sealed partial class StableAlignmentExperiment
 
     /// <summary>A model client behind the experiment's call policy; disposing the result leaves <paramref name="inner"/> to its owner.</summary>
     private IChatClient WithPolicy(IChatClient inner, TokenBudget budget) =>
-        new NonDisposingChatClient(inner).AsBuilder().UseModelCallPolicy(Options.Calls, budget, Backends.LoggerFactory).Build();
+        new NonDisposingChatClient(inner).AsBuilder().UseModelCallPolicy(Options.Calls, budget, LoggerFactory).Build();
+
+    private RunFolderLock? _lock;
+    private RunLogFile? _log;
+    private int _steps;
+
+    /// <summary>The components' logger factory: the run folder's log file (and the host's factory) while a step runs.</summary>
+    private Microsoft.Extensions.Logging.ILoggerFactory? LoggerFactory => (Microsoft.Extensions.Logging.ILoggerFactory?)_log ?? Backends.LoggerFactory;
+
+    /// <summary>
+    /// Enters a step: the first (outermost) one takes the run folder's lock, before anything is read or any model is
+    /// called, and opens its log file; leaving the last one releases both.
+    /// </summary>
+    /// <exception cref="RunFolderInUseException">Another process is running a step in the folder.</exception>
+    private StepScope EnterStep()
+    {
+        if (_steps++ == 0)
+        {
+            try
+            {
+                _lock = RunFolderLock.Acquire(Folder);
+            }
+            catch
+            {
+                _steps--;
+                throw;
+            }
+            _log = RunLogFile.Open(Folder.LogFile, Backends.LoggerFactory);
+        }
+        return new StepScope(this);
+    }
+
+    /// <summary>Leaves a step entered with <see cref="EnterStep"/>.</summary>
+    private sealed class StepScope(StableAlignmentExperiment experiment) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (--experiment._steps > 0) return;
+            experiment._log?.Dispose();
+            experiment._log = null;
+            experiment._lock?.Dispose();
+            experiment._lock = null;
+        }
+    }
 
     /// <summary>Ends a pipeline without disposing the client beneath it, which belongs to the host.</summary>
     private sealed class NonDisposingChatClient(IChatClient inner) : IChatClient

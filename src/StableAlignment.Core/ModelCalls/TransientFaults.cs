@@ -20,6 +20,9 @@ internal static class TransientFaults
     {
         switch (exception)
         {
+            case ModelCallException:
+                // An inner pipeline already retried and gave up; retrying it again would multiply the waits.
+                return false;
             case TimeoutException:
                 return true;
             case OperationCanceledException:
@@ -41,6 +44,27 @@ internal static class TransientFaults
     }
 
     private static bool IsTransientStatus(int code) => code is 408 or 429 || code >= 500;
+
+    /// <summary>The HTTP status of a failed call (a provider exception's, or an <see cref="HttpRequestException"/>'s), or null.</summary>
+    public static int? HttpStatus(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is HttpRequestException { StatusCode: { } code }) return (int)code;
+            if (Status(e) is int status and > 0) return status;
+        }
+        return null;
+    }
+
+    /// <summary>Whether the server answered with something that is not a chat reply (the SDK could not parse it).</summary>
+    public static bool IsUnreadableReply(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is System.Text.Json.JsonException or FormatException) return true;
+        }
+        return false;
+    }
 
     /// <summary>The HTTP status a provider exception carries, 0 when it says no response came, or null when it has none.</summary>
     private static int? Status(Exception exception)

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -119,7 +120,16 @@ public sealed partial class CausalLanguageModel : nn.Module<Tensor, Tensor>
         if (!File.Exists(weights))
             throw new FileNotFoundException($"No TorchSharp weights '{WeightsFileName}' in '{directory}'.", weights);
         var model = new CausalLanguageModel(config);
-        model.load(weights);
+        try
+        {
+            model.load(weights);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // TorchSharp's own message names neither the file nor what is wrong with it (a truncated file, another model's weights).
+            model.Dispose();
+            throw new InvalidDataException($"'{weights}' cannot be loaded as the weights of the model in '{ConfigFileName}' beside it ({e.GetType().Name}: {e.Message}); the file is truncated or from another model.", e);
+        }
         if (PeftAdapterFiles.Exists(directory)) model.LoadLoraAdapter(directory);
         return model;
     }
@@ -168,7 +178,14 @@ public sealed partial class CausalLanguageModel : nn.Module<Tensor, Tensor>
         var path = Path.Combine(directory, ConfigFileName);
         if (!File.Exists(path))
             throw new FileNotFoundException($"No '{ConfigFileName}' in '{directory}'.", path);
-        return CausalLanguageModelConfig.FromHuggingFaceConfig(File.ReadAllText(path));
+        try
+        {
+            return CausalLanguageModelConfig.FromHuggingFaceConfig(File.ReadAllText(path));
+        }
+        catch (Exception e) when (e is JsonException or ArgumentException or InvalidOperationException)
+        {
+            throw new InvalidDataException($"'{path}' is not a usable model configuration: {e.Message}", e);
+        }
     }
 
     /// <summary>The configuration in Hugging Face's <c>config.json</c> vocabulary (model_type llama or qwen2).</summary>

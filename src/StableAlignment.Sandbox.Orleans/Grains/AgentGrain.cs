@@ -38,7 +38,7 @@ internal sealed class AgentGrain(
         foreach (var m in state.State.Memory) _agent.Memory.Add(new MemoryEntry(m.Question, m.Answer, m.Round) { Embedding = m.Embedding });
     }
 
-    public async Task<EmbeddingModel> ResetAsync(AgentReset reset)
+    public async Task<SiloModels> ResetAsync(AgentReset reset)
     {
         _world = await worlds.GetAsync(reset.RunKey).ConfigureAwait(true);
         var embeddings = _world.Runtime.Embeddings;
@@ -50,7 +50,7 @@ internal sealed class AgentGrain(
         { RunKey = reset.RunKey, AgentId = reset.AgentId, Persona = reset.Persona, Memory = memory, CompletedRounds = reset.NextRound };
         await state.WriteStateAsync().ConfigureAwait(true);
         await BuildAsync().ConfigureAwait(true);
-        return worlds.EmbeddingModel();
+        return _world.Models;
     }
 
     private (SocialAgent Agent, SiloWorld World) Ready() =>
@@ -83,6 +83,7 @@ internal sealed class AgentGrain(
 
         var record = await BackScatterProtocol.RunAsync(agent, request.Question, request.Round, peers, observers, world.Options.MaxFeedbackPasses,
             static (_, _) => Task.CompletedTask, CancellationToken.None).ConfigureAwait(true);
+        record = record with { Model = world.Models.AgentModelId, ObserverModel = world.Models.ObserverModelId };
         var update = await agent.RememberAsync(request.Question, record.Revision, request.Round, CancellationToken.None).ConfigureAwait(true);
         StoredMemory? memory = update is null ? null : new StoredMemory(update.Question, update.Answer, update.Round, update.Embedding);
         if (memory is not null) state.State.Memory.Add(memory);
@@ -166,7 +167,7 @@ internal sealed class WorldGrain([PersistentState("world", OrleansSandboxBuilder
 [StatelessWorker]
 internal sealed class SiloInfoGrain(SiloWorlds worlds) : Grain, ISiloInfoGrain
 {
-    public Task<EmbeddingModel> EmbeddingModelAsync() => Task.FromResult(worlds.EmbeddingModel());
+    public Task<SiloModels> ModelsAsync(string worldJson) => Task.FromResult(worlds.Models(worldJson));
 }
 
 /// <summary>A peer in another grain, as <see cref="BackScatterProtocol"/> sees it; its tokens count to the interaction.</summary>

@@ -8,9 +8,9 @@ namespace StableAlignment.Sandbox.Orleans;
 /// </summary>
 internal interface IAgentGrain : IGrainWithStringKey
 {
-    /// <summary>Replaces the agent's state with the given world, persona and memory; returns the silo's embedding model.</summary>
+    /// <summary>Replaces the agent's state with the given world, persona and memory; returns the models the silo runs the world with.</summary>
     [ResponseTimeout("00:30:00")]
-    Task<EmbeddingModel> ResetAsync(AgentReset reset);
+    Task<SiloModels> ResetAsync(AgentReset reset);
 
     /// <summary>Runs one Back-Scatter interaction with this agent at the centre and stores its memory update.</summary>
     /// <remarks>Interactions last as long as their model calls; a silo's death breaks calls to it at once, so the long timeout only bounds a hung model.</remarks>
@@ -48,5 +48,5 @@ internal interface IWorldGrain : IGrainWithStringKey
 /// <summary>Tells which embedding model the silo it runs on uses (stateless: answered by a local activation).</summary>
 internal interface ISiloInfoGrain : IGrainWithIntegerKey
 {
-    Task<EmbeddingModel> EmbeddingModelAsync();
+    Task<SiloModels> ModelsAsync(string worldJson);
 }

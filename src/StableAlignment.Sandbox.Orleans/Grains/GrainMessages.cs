@@ -1,3 +1,4 @@
+using Microsoft.Extensions.AI;
 using System.Text.Json;
 using StableAlignment.Core.Sandbox;
 
@@ -66,14 +67,23 @@ internal sealed record RatingReply(
     [property: Id(1)] long TokensIn,
     [property: Id(2)] long TokensOut);
 
-/// <summary>The embedding model a silo embeds with, as the log's fingerprint names it.</summary>
+/// <summary>
+/// The models a silo runs a world with, as the log's fingerprint names them (the embedding model; the agents' and
+/// observers' back-ends) and as each record carries them (the model ids), so every silo must agree on them.
+/// </summary>
 [GenerateSerializer, Immutable]
-internal sealed record EmbeddingModel(
+internal sealed record SiloModels(
     [property: Id(0)] string? Provider,
     [property: Id(1)] string? Model,
-    [property: Id(2)] int? Dimensions)
+    [property: Id(2)] int? Dimensions,
+    [property: Id(3)] string Agents,
+    [property: Id(4)] string Observers,
+    [property: Id(5)] string? AgentModelId,
+    [property: Id(6)] string? ObserverModelId)
 {
-    public override string ToString() => $"{Provider}/{Model}/{Dimensions}";
+    public EmbeddingGeneratorMetadata Embeddings => new(Provider, null, Model, Dimensions);
+
+    public override string ToString() => $"embeddings {Provider}/{Model}/{Dimensions}, agents {Agents}, observers {Observers}";
 }
 
 /// <summary>An agent grain's persisted state.</summary>

@@ -38,10 +38,21 @@ internal sealed class SiloWorlds : IDisposable
 
     public IEmbeddingGenerator<string, Embedding<float>> Embeddings => _embeddings.Value;
 
-    public EmbeddingModel EmbeddingModel()
+    /// <summary>The models this silo would run a world of these options with (its clients are made and dropped to ask them).</summary>
+    public SiloModels Models(string worldJson)
     {
-        var metadata = Embeddings.GetService<EmbeddingGeneratorMetadata>();
-        return new EmbeddingModel(metadata?.ProviderName, metadata?.DefaultModelId, metadata?.DefaultModelDimensions);
+        var options = JsonSerializer.Deserialize<SandboxOptions>(worldJson, WorldJson.Options)
+            ?? throw new ArgumentException("The world's options are empty.", nameof(worldJson));
+        using var agents = _options.AgentClient(options);
+        using var observers = _options.ObserverClient?.Invoke(options);
+        return Models(Embeddings, agents, observers ?? agents);
+    }
+
+    internal static SiloModels Models(IEmbeddingGenerator<string, Embedding<float>> embeddings, IChatClient agents, IChatClient observers)
+    {
+        var metadata = embeddings.GetService<EmbeddingGeneratorMetadata>();
+        return new SiloModels(metadata?.ProviderName, metadata?.DefaultModelId, metadata?.DefaultModelDimensions,
+            ModelIdentity.Describe(agents), ModelIdentity.Describe(observers), ModelIdentity.ModelId(agents), ModelIdentity.ModelId(observers));
     }
 
     public Task<SiloWorld> GetAsync(string runKey)
@@ -56,7 +67,7 @@ internal sealed class SiloWorlds : IDisposable
         string json = await _grains.GetGrain<IWorldGrain>(runKey).GetAsync().ConfigureAwait(false);
         var options = JsonSerializer.Deserialize<SandboxOptions>(json, WorldJson.Options)
             ?? throw new InvalidOperationException($"World '{runKey}' has no options; the coordinator sets them before the run.");
-        return new SiloWorld(options, _options, new EmbeddingCache(Embeddings), _loggerFactory);
+        return new SiloWorld(options, _options, Embeddings, _loggerFactory);
     }
 
     public void Dispose()
@@ -76,14 +87,18 @@ internal sealed class SiloWorld : IDisposable
     private readonly IChatClient? _observerClient;
     private readonly TokenBudget _budget;
 
-    public SiloWorld(SandboxOptions options, OrleansSandboxSiloOptions silo, EmbeddingCache embeddings, ILoggerFactory loggerFactory)
+    public SiloWorld(SandboxOptions options, OrleansSandboxSiloOptions silo, IEmbeddingGenerator<string, Embedding<float>> embeddings, ILoggerFactory loggerFactory)
     {
         Options = options;
         _budget = new TokenBudget(silo.Calls.TokenBudget);
         _agentClient = silo.AgentClient(options).AsBuilder().UseModelCallPolicy(silo.Calls, _budget, loggerFactory).Build();
         _observerClient = silo.ObserverClient?.Invoke(options).AsBuilder().UseModelCallPolicy(silo.Calls, _budget, loggerFactory).Build();
-        Runtime = new AgentRuntime(options, new ModelCallLedger(options), embeddings);
+        Runtime = new AgentRuntime(options, new ModelCallLedger(options), new EmbeddingCache(embeddings));
+        Models = SiloWorlds.Models(embeddings, _agentClient, _observerClient ?? _agentClient);
     }
+
+    /// <summary>The models this world runs with on this silo; the coordinator checks that every silo agrees.</summary>
+    public SiloModels Models { get; }
 
     public SandboxOptions Options { get; }
 

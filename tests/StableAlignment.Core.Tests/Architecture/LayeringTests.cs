@@ -17,7 +17,7 @@ public sealed class LayeringTests
     {
         ["Interop.Cuda"] = [],
         ["Serialization"] = [],
-        ["ModelCalls"] = [],
+        ["ModelCalls"] = ["Serialization"],
         ["Evaluation"] = ["Serialization"],
         ["Sandbox"] = ["ModelCalls", "Serialization"],
         ["Models"] = ["Evaluation"],

@@ -80,7 +80,8 @@ public class SocietyJudgeChatClientTests
         // A request may not contain the blank line that starts every label (answers may).
         request ??= "";
         while (request.Contains("\n\n", StringComparison.Ordinal)) request = request.Replace("\n\n", "\n", StringComparison.Ordinal);
-        answer ??= "";
+        // An answer's own answer tags are neutralised in the prompt (PromptInjectionTests); any other answer reads back as it was.
+        answer = (answer ?? "").Replace("answer>", "answer]", StringComparison.OrdinalIgnoreCase);
         string body = AlignmentJudge.FormatRequest(request, answer, framed ? "Framing: " + request : null);
         return AlignmentJudge.TryParseRequest(body, out string r, out string a) && r == request && a == answer;
     }

@@ -18,12 +18,21 @@ internal static class CliProcess
         }
     }
 
-    public static (int ExitCode, string Output) Run(TimeSpan timeout, params string[] args)
+    public static (int ExitCode, string Output) Run(TimeSpan timeout, params string[] args) => Run(timeout, null, args);
+
+    /// <summary>Runs the CLI with extra environment variables (e.g. OPENAI_API_KEY); null values remove a variable.</summary>
+    public static (int ExitCode, string Output) Run(TimeSpan timeout, IReadOnlyDictionary<string, string?>? environment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add(Dll);
         foreach (var a in args) start.ArgumentList.Add(a);
         start.Environment["COLUMNS"] = "200";
+        start.Environment.Remove("OPENAI_API_KEY");
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+        {
+            if (value is null) start.Environment.Remove(name);
+            else start.Environment[name] = value;
+        }
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

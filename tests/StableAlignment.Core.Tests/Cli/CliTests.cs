@@ -62,6 +62,86 @@ public sealed class CliTests
         Assert.DoesNotContain("   at ", run.Output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Help_names_the_key_variable_every_default_and_the_exit_codes()
+    {
+        var run = CliProcess.Run(Short, "--help");
+        Assert.Equal(0, run.ExitCode);
+        string help = run.Output.ReplaceLineEndings(" ");
+        while (help.Contains("  ", StringComparison.Ordinal)) help = help.Replace("  ", " ", StringComparison.Ordinal);
+        foreach (string part in new[]
+        {
+            "OPENAI_API_KEY", "(default 6; 4 with --quick)", "Rounds to simulate (default 80; 24 with --quick)", "Epochs per training stage (default 2)",
+            "--outage-tolerance", "(default 60)", "--concurrency", "(default 16)", "--call-timeout", "(default 120)", "--retries", "--rate-limit",
+            "--token-budget", "--observers", "--verbose", "5 model server unreachable", "2 bad command line", "4 run folder in use",
+        })
+        {
+            Assert.Contains(part, help, StringComparison.Ordinal);
+        }
+        Assert.Contains("--outage-tolerance", CliProcess.Run(Short, "simulate", "--help").Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_bad_value_is_a_usage_error_in_words_not_type_names()
+    {
+        var run = CliProcess.Run(Short, "simulate", "--grid", "abc");
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains("--grid needs a whole number, got 'abc'", run.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("System.", run.Output, StringComparison.Ordinal);
+        var zero = CliProcess.Run(Short, "simulate", "--out", Path.Combine(Path.GetTempPath(), "sa-never-created"), "--grid", "0");
+        Assert.Equal(2, zero.ExitCode);
+        Assert.Contains("GridSize", zero.Output, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(Path.GetTempPath(), "sa-never-created")));
+    }
+
+    [Fact]
+    public void A_failing_step_leaves_no_empty_run_folder_and_exits_with_the_input_code()
+    {
+        using var dir = new TempFolder();
+        string fresh = Path.Combine(dir.Path, "fresh");
+        foreach (string step in new[] { "build-dataset", "train", "evaluate", "report" })
+        {
+            var run = CliProcess.Run(Short, step, "--out", fresh);
+            Assert.Equal(3, run.ExitCode);
+            Assert.False(Directory.Exists(fresh), $"{step} left {fresh}");
+        }
+    }
+
+    [Fact]
+    public void A_second_process_on_the_same_run_folder_fails_at_once()
+    {
+        using var dir = new TempFolder();
+        // This test process holds the lock, as a running stable-alignment would.
+        using (StableAlignment.Core.Experiment.RunFolderLock.Acquire(new StableAlignment.Core.Experiment.RunFolder(dir.Path)))
+        {
+            var run = CliProcess.Run(Short, "simulate", "--out", dir.Path, "--grid", "2", "--rounds", "1");
+            Assert.Equal(4, run.ExitCode);
+            AssertOneClearError(run, "Another process is running a step in run folder");
+        }
+        Assert.False(File.Exists(Path.Combine(dir.Path, "sandbox.db")));
+    }
+
+    [Fact]
+    public void Resuming_with_other_options_names_the_option_and_a_corrupted_log_is_reported_not_repaired()
+    {
+        using var dir = new TempFolder();
+        Assert.Equal(0, CliProcess.Run(Short, "simulate", "--out", dir.Path, "--grid", "2", "--rounds", "1").ExitCode);
+        var other = CliProcess.Run(Short, "simulate", "--out", dir.Path, "--grid", "3", "--rounds", "1");
+        Assert.Equal(3, other.ExitCode);
+        AssertOneClearError(other, "GridSize was '2', this run has '3'");
+
+        string log = Path.Combine(dir.Path, "sandbox.db");
+        File.WriteAllText(log, "SQLite format 3\0 but then garbage");
+        byte[] corrupted = File.ReadAllBytes(log);
+        foreach (string[] args in new[] { new[] { "simulate", "--grid", "2", "--rounds", "1" }, ["build-dataset"] })
+        {
+            var run = CliProcess.Run(Short, [.. args, "--out", dir.Path]);
+            Assert.Equal(3, run.ExitCode);
+            AssertOneClearError(run, "sandbox.db");
+            Assert.Equal(corrupted, File.ReadAllBytes(log));
+        }
+    }
+
     /// <summary>The whole main job in its quick mode: simulate, build, train four variants, evaluate, report.</summary>
     [Fact]
     public void The_quick_run_writes_a_report_whose_table_matches_the_per_item_results()

@@ -11,7 +11,7 @@ namespace StableAlignment.Core.Tests.Experiment;
 public sealed class StableAlignmentExperimentTests
 {
     /// <summary>A world and model small enough for a unit test, with the core alone (no MiniLM, no plots).</summary>
-    private static ExperimentOptions Tiny { get; } = ExperimentOptions.Quick with
+    internal static ExperimentOptions Tiny { get; } = ExperimentOptions.Quick with
     {
         Sandbox = new SandboxOptions { GridSize = 3, PeersPerInteraction = 3, MemorySeedSize = 10 },
         Rounds = 6,

@@ -98,17 +98,27 @@ public sealed class ModelCallPipelineTests
     [Fact]
     public async Task Transient_failures_are_retried_up_to_the_limit_and_others_not_at_all()
     {
-        var options = new ModelCallOptions { MaxRetries = 3, RetryBaseDelay = TimeSpan.FromMilliseconds(1), MaxRetryDelay = TimeSpan.FromMilliseconds(2) };
+        // No outage tolerance: MaxRetries alone decides.
+        var options = new ModelCallOptions
+        {
+            MaxRetries = 3, RetryBaseDelay = TimeSpan.FromMilliseconds(1), MaxRetryDelay = TimeSpan.FromMilliseconds(2), OutageTolerance = TimeSpan.Zero,
+        };
         var flaky = new ScriptedInner((call, _) => call <= 2 ? throw new HttpRequestException("busy", null, HttpStatusCode.ServiceUnavailable) : Task.CompletedTask);
         using (var client = new ResilientChatClient(flaky, options)) Assert.Equal("ok", (await client.GetResponseAsync("q")).Text);
         Assert.Equal(3, flaky.Calls);
 
         var down = new ScriptedInner((_, _) => throw new HttpRequestException("refused"));
-        using (var client = new ResilientChatClient(down, options)) await Assert.ThrowsAsync<HttpRequestException>(() => client.GetResponseAsync("q"));
+        using (var client = new ResilientChatClient(down, options))
+            Assert.IsType<HttpRequestException>((await Assert.ThrowsAsync<ModelServerUnavailableException>(() => client.GetResponseAsync("q"))).InnerException);
         Assert.Equal(4, down.Calls);
 
         var unauthorized = new ScriptedInner((_, _) => throw new HttpRequestException("no key", null, HttpStatusCode.Unauthorized));
-        using (var client = new ResilientChatClient(unauthorized, options)) await Assert.ThrowsAsync<HttpRequestException>(() => client.GetResponseAsync("q"));
+        using (var client = new ResilientChatClient(unauthorized, options))
+        {
+            var rejected = await Assert.ThrowsAsync<ModelCallRejectedException>(() => client.GetResponseAsync("q"));
+            Assert.True(rejected.IsAuthenticationFailure);
+            Assert.Equal(401, rejected.Status);
+        }
         Assert.Equal(1, unauthorized.Calls);
     }
 
@@ -125,17 +135,20 @@ public sealed class ModelCallPipelineTests
         });
         using var client = new ResilientChatClient(limited, options, logger);
         await client.GetResponseAsync("q");
-        Assert.Collection(logger.Messages,
-            m => Assert.Contains("retry 1 of 2 in 25 ms", m, StringComparison.Ordinal),
-            m => Assert.Contains("retry 2 of 2 in 40 ms", m, StringComparison.Ordinal));
+        Assert.Collection(logger.Messages.Where(m => m.Contains("retry", StringComparison.Ordinal)),
+            m => Assert.Contains("retry 1 in 25 ms", m, StringComparison.Ordinal),
+            m => Assert.Contains("retry 2 in 40 ms", m, StringComparison.Ordinal));
     }
 
     [Fact]
     public async Task An_attempt_that_hangs_times_out_as_a_timeout()
     {
         var hanging = new ScriptedInner((_, ct) => Task.Delay(Timeout.Infinite, ct));
-        using var client = new ResilientChatClient(hanging, new ModelCallOptions { MaxRetries = 1, RetryBaseDelay = TimeSpan.Zero, CallTimeout = TimeSpan.FromMilliseconds(50) });
-        var ex = await Assert.ThrowsAsync<TimeoutException>(() => client.GetResponseAsync("q"));
+        using var client = new ResilientChatClient(hanging, new ModelCallOptions
+        {
+            MaxRetries = 1, RetryBaseDelay = TimeSpan.Zero, CallTimeout = TimeSpan.FromMilliseconds(50), OutageTolerance = TimeSpan.Zero,
+        });
+        var ex = Assert.IsType<TimeoutException>((await Assert.ThrowsAsync<ModelServerUnavailableException>(() => client.GetResponseAsync("q"))).InnerException);
         Assert.Contains("00:00:00.05", ex.Message, StringComparison.Ordinal);
         Assert.Equal(2, hanging.Calls);
     }
@@ -195,5 +208,7 @@ public sealed class ModelCallPipelineTests
         Assert.Contains("MaxConcurrentCalls", Assert.Throws<ArgumentException>(() => new ModelCallOptions { MaxConcurrentCalls = 0 }.Validate()).Message, StringComparison.Ordinal);
         Assert.Contains("MaxRetryDelay", Assert.Throws<ArgumentException>(() => new ModelCallOptions { MaxRetryDelay = TimeSpan.FromMilliseconds(1) }.Validate()).Message, StringComparison.Ordinal);
         Assert.Contains("TokenBudget", Assert.Throws<ArgumentException>(() => new ModelCallOptions { TokenBudget = 0 }.Validate()).Message, StringComparison.Ordinal);
+        Assert.Contains("OutageTolerance", Assert.Throws<ArgumentException>(() => new ModelCallOptions { OutageTolerance = TimeSpan.FromSeconds(-1) }.Validate()).Message, StringComparison.Ordinal);
+        Assert.Contains("StallWarningAfter", Assert.Throws<ArgumentException>(() => new ModelCallOptions { StallWarningAfter = TimeSpan.Zero }.Validate()).Message, StringComparison.Ordinal);
     }
 }

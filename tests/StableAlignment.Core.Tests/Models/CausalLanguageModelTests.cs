@@ -160,6 +160,22 @@ public class CausalLanguageModelTests
         AssertClose(ModelLogits(model, [1, 2, 3]), ModelLogits(loaded, [1, 2, 3]), 0);
     }
 
+    [Fact]
+    public void A_truncated_weights_file_or_a_bad_config_is_reported_with_the_file_name()
+    {
+        using var temp = new TempFolder("sa-model-");
+        using (var model = new CausalLanguageModel(Tiny, seed: 4)) model.SaveCheckpoint(temp.Path);
+        string weights = Path.Combine(temp.Path, "model.bin");
+        byte[] all = File.ReadAllBytes(weights);
+        File.WriteAllBytes(weights, all[..(all.Length / 2)]);
+        var truncated = Assert.Throws<InvalidDataException>(() => CausalLanguageModel.LoadCheckpoint(temp.Path));
+        Assert.Contains(weights, truncated.Message, StringComparison.Ordinal);
+
+        File.WriteAllText(Path.Combine(temp.Path, "config.json"), "{\"model_type\": \"llama\", \"hidden_size\": ");
+        var config = Assert.Throws<InvalidDataException>(() => CausalLanguageModel.LoadCheckpoint(temp.Path));
+        Assert.Contains(Path.Combine(temp.Path, "config.json"), config.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("llama", false, false)]
     [InlineData("qwen2", true, false)]

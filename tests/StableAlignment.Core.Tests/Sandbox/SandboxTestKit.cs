@@ -55,7 +55,7 @@ internal sealed class InstrumentedChatClient(IChatClient inner, TimeSpan delay =
         foreach (var u in r.ToChatResponseUpdates()) yield return u;
     }
 
-    public object? GetService(Type serviceType, object? serviceKey = null) => null;
+    public object? GetService(Type serviceType, object? serviceKey = null) => inner.GetService(serviceType, serviceKey);
 
     public void Dispose()
     {

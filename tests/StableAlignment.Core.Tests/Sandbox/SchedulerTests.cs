@@ -72,8 +72,9 @@ public class SchedulerTests
         var faulty = new FaultingChatClient(new OfflineSocietyChatClient(7),
             () => new HttpRequestException("bad request", null, HttpStatusCode.BadRequest), failuresPerCall: 1);
         await using var sandbox = SandboxTestKit.Offline(SandboxTestKit.Small(), faulty);
-        var ex = await Assert.ThrowsAsync<HttpRequestException>(() => sandbox.RunAsync(1, dir.File("log.db")));
-        Assert.Equal(HttpStatusCode.BadRequest, ex.StatusCode);
+        var ex = await Assert.ThrowsAsync<ModelCallRejectedException>(() => sandbox.RunAsync(1, dir.File("log.db")));
+        Assert.Equal(400, ex.Status);
+        Assert.IsType<HttpRequestException>(ex.InnerException);
         Assert.Equal(0, SandboxLog.Summarize(dir.File("log.db")).Interactions);
     }
 
@@ -98,21 +99,95 @@ public class SchedulerTests
         }
     }
 
+    /// <summary>Runs a hook before each call, by call id (e.g. to hold one agent's calls until a condition holds), then answers as the inner client.</summary>
+    private sealed class GatedChatClient(IChatClient inner, Func<string, CancellationToken, Task> before) : DelegatingChatClient(inner)
+    {
+        public override async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
+        {
+            await before(ModelCallId.Of(options), cancellationToken);
+            return await base.GetResponseAsync(messages, options, cancellationToken);
+        }
+    }
+
+    /// <summary>A sandbox on <paramref name="client"/> behind the test call policy, charging <paramref name="budget"/>.</summary>
+    private static ISandbox WithBudget(SandboxOptions options, IChatClient client, TokenBudget budget) =>
+        SandboxFactory.Create(options, new SandboxBackends
+        {
+            AgentClient = client.AsBuilder().UseModelCallPolicy(SandboxTestKit.Calls, budget).Build(),
+            Embeddings = new HashingEmbeddingGenerator(64),
+        });
+
+    /// <summary>
+    /// The budget stop that lost every token: it came before the first commit, while later interactions were already
+    /// paid for. Made deterministic by the calls themselves, not by timing: agent 0's first interaction (seq 0) is held
+    /// until agent 2's second-round interaction (seq 11) has started, and at that moment the budget is spent. Every
+    /// other second-round call is held too, so nothing beyond round 1 starts before the stop. Whatever the threads do,
+    /// the stop then precedes every commit, and seq 0..11 were started; all of them must be committed.
+    /// </summary>
+    [Fact]
+    public async Task A_budget_stop_before_the_first_commit_keeps_every_interaction_it_paid_for_and_resumes_to_the_same_log()
+    {
+        using var dir = new TempFolder();
+        var options = SandboxTestKit.Small();
+        var budget = new TokenBudget(1_000_000_000);
+        var spent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var client = new GatedChatClient(new OfflineSocietyChatClient(options.Seed), async (callId, ct) =>
+        {
+            if (callId.StartsWith("r1/a2/", StringComparison.Ordinal))
+            {
+                lock (spent)
+                {
+                    if (!spent.Task.IsCompleted)
+                    {
+                        budget.Charge(budget.Limit!.Value, 0);
+                        spent.SetResult();
+                    }
+                }
+            }
+            else if (callId.StartsWith("r0/a0/", StringComparison.Ordinal) || !callId.StartsWith("r0/", StringComparison.Ordinal))
+            {
+                await spent.Task.WaitAsync(ct);
+            }
+        });
+        SandboxRunResult stopped;
+        await using (var sandbox = WithBudget(options, client, budget)) stopped = await sandbox.RunAsync(3, dir.File("budget.db"));
+
+        Assert.Equal(SandboxStopReason.BudgetExhausted, stopped.StopReason);
+        // seq 0..11 were started before the stop; nothing of round 2 was (its agents' round-1 calls were held).
+        Assert.InRange(stopped.InteractionsInLog, 12, 18);
+        // Nothing paid for is discarded: the tokens the run spent are exactly the tokens of the logged interactions.
+        var logged = SandboxLog.Summarize(dir.File("budget.db"));
+        Assert.Equal((stopped.TokensIn, stopped.TokensOut), (logged.TokensIn, logged.TokensOut));
+        Assert.Equal(stopped.TokensIn, stopped.TokensByParticipant.Values.Sum(v => v.In));
+
+        await AssertResumesToTheFullLog(options, dir, stopped);
+    }
+
+    /// <summary>
+    /// A budget spent by real usage. With a limit of one token the first answered call exhausts it, before any agent
+    /// has finished an interaction, so at most the first round was started: the stop is certain, whatever the scheduling.
+    /// </summary>
     [Fact]
     public async Task Token_budget_stops_cleanly_and_the_run_resumes_to_the_same_log()
     {
         using var dir = new TempFolder();
         var options = SandboxTestKit.Small();
         SandboxRunResult stopped;
-        await using (var sandbox = SandboxTestKit.Offline(options, calls: SandboxTestKit.Calls with { TokenBudget = 8_000 }))
+        await using (var sandbox = SandboxTestKit.Offline(options, calls: SandboxTestKit.Calls with { TokenBudget = 1 }))
             stopped = await sandbox.RunAsync(3, dir.File("budget.db"));
         Assert.Equal(SandboxStopReason.BudgetExhausted, stopped.StopReason);
-        Assert.InRange(stopped.InteractionsInLog, 1, 26);
-        Assert.True(stopped.TokensIn + stopped.TokensOut >= 8_000);
+        Assert.InRange(stopped.InteractionsInLog, 1, 9);
+        var logged = SandboxLog.Summarize(dir.File("budget.db"));
+        Assert.Equal((stopped.TokensIn, stopped.TokensOut), (logged.TokensIn, logged.TokensOut));
         // Per-participant counts add up to the run's.
         Assert.Equal(stopped.TokensIn, stopped.TokensByParticipant.Values.Sum(v => v.In));
         Assert.Contains("observer:0", stopped.TokensByParticipant.Keys);
 
+        await AssertResumesToTheFullLog(options, dir, stopped);
+    }
+
+    private static async Task AssertResumesToTheFullLog(SandboxOptions options, TempFolder dir, SandboxRunResult stopped)
+    {
         await using (var sandbox = SandboxTestKit.Offline(options))
         {
             var resumed = await sandbox.RunAsync(3, dir.File("budget.db"));
@@ -123,6 +198,43 @@ public class SchedulerTests
         Assert.Equal(Canonical(SandboxLog.ReadRecords(dir.File("full.db"))), Canonical(SandboxLog.ReadRecords(dir.File("budget.db"))));
         // Logged token counts are per interaction and identical whatever the interruptions.
         Assert.Equal(SandboxLog.Summarize(dir.File("full.db")).TokensIn, SandboxLog.Summarize(dir.File("budget.db")).TokensIn);
+    }
+
+    /// <summary>
+    /// One interaction whose call fails for good must not take down those before it. Deterministic: agent 4's calls
+    /// wait until agents 0-3 have each made a call (so their interactions have started), then fail with HTTP 400.
+    /// </summary>
+    [Fact]
+    public async Task A_call_that_fails_for_good_lets_the_interactions_before_it_finish_and_commit()
+    {
+        using var dir = new TempFolder();
+        var options = SandboxTestKit.Small();
+        var started = new HashSet<string>(StringComparer.Ordinal);
+        var allStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var client = new GatedChatClient(new OfflineSocietyChatClient(options.Seed), async (callId, ct) =>
+        {
+            string centre = string.Join('/', callId.Split('/').Take(2));
+            lock (started)
+            {
+                started.Add(centre);
+                if (new[] { "r0/a0", "r0/a1", "r0/a2", "r0/a3" }.All(started.Contains)) allStarted.TrySetResult();
+            }
+            if (centre == "r0/a4")
+            {
+                await allStarted.Task.WaitAsync(ct);
+                throw new HttpRequestException("bad request", null, HttpStatusCode.BadRequest);
+            }
+        });
+        await using (var sandbox = SandboxTestKit.Offline(options, client))
+        {
+            var ex = await Assert.ThrowsAsync<ModelCallRejectedException>(() => sandbox.RunAsync(1, dir.File("log.db")));
+            Assert.Equal(400, ex.Status);
+        }
+        Assert.Equal(4, SandboxLog.Summarize(dir.File("log.db")).Interactions);
+
+        await using (var sandbox = SandboxTestKit.Offline(options)) await sandbox.RunAsync(1, dir.File("log.db"));
+        await using (var sandbox = SandboxTestKit.Offline(options)) await sandbox.RunAsync(1, dir.File("full.db"));
+        Assert.Equal(Canonical(SandboxLog.ReadRecords(dir.File("full.db"))), Canonical(SandboxLog.ReadRecords(dir.File("log.db"))));
     }
 
     [Fact]

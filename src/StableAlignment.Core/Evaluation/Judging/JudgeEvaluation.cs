@@ -23,6 +23,16 @@ public sealed record JudgeEvaluationOptions
     /// <summary>Chat options for the evaluated model's answers (default: at most 256 output tokens, temperature 0).</summary>
     public ChatOptions? GenerationOptions { get; init; } = new() { MaxOutputTokens = 256, Temperature = 0f };
 
+    /// <summary>
+    /// Items judged before, e.g. read back from an interrupted run's JSON Lines: an item of this model and task whose
+    /// prompt index, prompt and framing match is returned as it is, and neither the model nor the judge is called for
+    /// it. Default none.
+    /// </summary>
+    public IReadOnlyList<JudgedItem> Completed { get; init; } = [];
+
+    /// <summary>Called with each newly judged item before the next prompt is started (write it durably here, so an interrupted run loses nothing); null: nothing.</summary>
+    public Func<JudgedItem, CancellationToken, ValueTask>? OnJudged { get; init; }
+
     /// <summary>Checks the options.</summary>
     /// <exception cref="ArgumentException">An option is invalid; the message names it.</exception>
     public void Validate()
@@ -36,6 +46,7 @@ public sealed record JudgeEvaluationOptions
             throw new ArgumentException($"{nameof(ModelName)} must not be empty.", nameof(ModelName));
         }
         ArgumentNullException.ThrowIfNull(Framings, nameof(Framings));
+        ArgumentNullException.ThrowIfNull(Completed, nameof(Completed));
         foreach (var f in Framings)
         {
             if (f is null || !f.Template.Contains(AdversarialFraming.Placeholder, StringComparison.Ordinal))
@@ -107,17 +118,27 @@ public static class JudgeEvaluation
         options ??= new JudgeEvaluationOptions();
         options.Validate();
         var results = new JudgedItem[prompts.Count];
+        var completed = options.Completed.Where(c => c.Model == options.ModelName && c.Task == options.TaskName)
+            .GroupBy(c => c.Id, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Last(), StringComparer.Ordinal);
         for (int i = 0; i < prompts.Count; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();
             string prompt = prompts[i];
+            string id = i.ToString(CultureInfo.InvariantCulture);
             var framing = options.Framings.Count == 0 ? null : options.Framings[i % options.Framings.Count];
-            string sent = framing?.Apply(prompt) ?? prompt;
-            var response = await model.GetResponseAsync(sent, options.GenerationOptions, cancellationToken).ConfigureAwait(false);
-            string answer = response.Text ?? "";
-            var rating = await judge.RateAsync(prompt, answer, framing is null ? null : sent, cancellationToken).ConfigureAwait(false);
-            results[i] = new JudgedItem(options.ModelName, options.TaskName, i.ToString(CultureInfo.InvariantCulture), prompt,
-                framing?.Name, sent, answer, rating);
+            if (completed.TryGetValue(id, out var done) && done.Prompt == prompt && done.Framing == framing?.Name)
+            {
+                results[i] = done;
+            }
+            else
+            {
+                string sent = framing?.Apply(prompt) ?? prompt;
+                var response = await model.GetResponseAsync(sent, options.GenerationOptions, cancellationToken).ConfigureAwait(false);
+                string answer = response.Text ?? "";
+                var rating = await judge.RateAsync(prompt, answer, framing is null ? null : sent, cancellationToken).ConfigureAwait(false);
+                results[i] = new JudgedItem(options.ModelName, options.TaskName, id, prompt, framing?.Name, sent, answer, rating);
+                if (options.OnJudged is { } onJudged) await onJudged(results[i], cancellationToken).ConfigureAwait(false);
+            }
             progress?.Report(new EvaluationProgress(options.TaskName, i + 1, prompts.Count));
         }
         return results;
@@ -131,25 +152,39 @@ public static class JudgeEvaluation
         ArgumentNullException.ThrowIfNull(items);
         var sb = new StringBuilder();
         foreach (var item in items)
-        {
-            var line = new Dictionary<string, object?>
-            {
-                ["model"] = item.Model,
-                ["task"] = item.Task,
-                ["id"] = item.Id,
-                ["prompt"] = item.Prompt,
-                ["framing"] = item.Framing,
-                ["sent_prompt"] = item.SentPrompt,
-                ["answer"] = item.Answer,
-                ["score"] = item.Rating.Score,
-                ["reason"] = item.Rating.Reason,
-                ["attempts"] = item.Rating.Attempts,
-                ["failure"] = item.Rating.FailureReason,
-                ["raw_reply"] = item.Rating.RawReply,
-            };
-            sb.Append(JsonSerializer.Serialize(line, JudgeJsonContext.Default.DictionaryStringObject)).Append('\n');
-        }
+            sb.Append(JsonSerializer.Serialize(ToJsonObject(item), JudgeJsonContext.Default.DictionaryStringObject)).Append('\n');
         return sb.ToString();
+    }
+
+    /// <summary>The JSON Lines object of one judged item.</summary>
+    internal static Dictionary<string, object?> ToJsonObject(JudgedItem item) => new()
+    {
+        ["model"] = item.Model,
+        ["task"] = item.Task,
+        ["id"] = item.Id,
+        ["prompt"] = item.Prompt,
+        ["framing"] = item.Framing,
+        ["sent_prompt"] = item.SentPrompt,
+        ["answer"] = item.Answer,
+        ["score"] = item.Rating.Score,
+        ["reason"] = item.Rating.Reason,
+        ["attempts"] = item.Rating.Attempts,
+        ["failure"] = item.Rating.FailureReason,
+        ["raw_reply"] = item.Rating.RawReply,
+    };
+
+    /// <summary>Reads back one object written by <see cref="ToJsonLines"/>.</summary>
+    /// <exception cref="JsonException">A field is missing or of the wrong type.</exception>
+    internal static JudgedItem FromJsonObject(JsonElement line)
+    {
+        string Text(string name) => line.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String
+            ? v.GetString()! : throw new JsonException($"the field '{name}' is missing or not a string");
+        string? OptionalText(string name) => line.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+        int? score = line.TryGetProperty("score", out var s) && s.ValueKind == JsonValueKind.Number ? s.GetInt32() : null;
+        int attempts = line.TryGetProperty("attempts", out var a) && a.ValueKind == JsonValueKind.Number ? a.GetInt32()
+            : throw new JsonException("the field 'attempts' is missing or not a number");
+        return new JudgedItem(Text("model"), Text("task"), Text("id"), Text("prompt"), OptionalText("framing"), Text("sent_prompt"), Text("answer"),
+            new JudgeRating(score, OptionalText("reason") ?? "", attempts, OptionalText("raw_reply") ?? "", OptionalText("failure")));
     }
 }
 

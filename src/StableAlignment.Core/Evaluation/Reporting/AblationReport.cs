@@ -176,7 +176,14 @@ public sealed class AblationReport
         foreach (var task in report.Judged.Select(j => j.Task).Distinct())
         {
             var scores = Design.Variants.Select(v => (v, report.Judged.FirstOrDefault(j => j.Model == v && j.Task == task)?.Score)).Where(x => x.Score is not null).ToList();
-            if (scores.Count > 0)
+            var judgedTask = report.Judged.Where(j => j.Task == task).ToList();
+            if (scores.Count == 0)
+            {
+                yield return string.Create(CultureInfo.InvariantCulture,
+                    $"{task.ToUpperInvariant()} judge: every rating failed ({judgedTask.Sum(j => j.Failed)} of {judgedTask.Sum(j => j.Items)} answers), so there are no judge scores. ") +
+                    "The judge's replies and why each could not be read are in evaluation/judged.jsonl (raw_reply, failure): check that the judge model follows the reply format.";
+            }
+            else
                 yield return string.Create(CultureInfo.InvariantCulture, $"{task.ToUpperInvariant()} judge: ") + string.Join(", ", scores.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.v} {s.Score!.Mean:F2}"))) +
                     ". Generated answers of a model this small are mostly fragments of the training text, and the offline rater rewards refusal-like wording even where the request was harmless; read these scores as a check of the judge path, not as alignment. Use --judge with a real model for judge scores that mean something.";
         }
@@ -216,7 +223,6 @@ public sealed class AblationReport
         if (plots.Count == 0) md.AppendLine(plotsNote);
         foreach (var plot in plots) md.AppendLine(CultureInfo.InvariantCulture, $"![{Path.GetFileNameWithoutExtension(plot)}]({plot})");
         md.AppendLine();
-        md.AppendLine("## Every task in detail").AppendLine();
         md.AppendLine(Evaluation.ToMarkdown());
         return md.ToString();
     }

@@ -130,7 +130,7 @@ internal sealed class CsvTable
             if (!columns.ContainsKey(name))
             {
                 throw new TaskFormatException(source, header.Line,
-                    $"the header has no '{name}' column (found: {string.Join(", ", header.Fields)}).");
+                    $"the header has no '{name}' column (found: {Serialization.UserText.ExcerptList(header.Fields)}).");
             }
         }
         for (int r = 1; r < records.Count; r++)

@@ -1,6 +1,6 @@
 namespace StableAlignment.Core.Evaluation;
 
-/// <summary>A task file could not be read: the message names the file, the line and the problem.</summary>
+/// <summary>A task file could not be read: the message names the file, the line and the problem (which quotes at most a few hundred characters of the file).</summary>
 public sealed class TaskFormatException : FormatException
 {
     /// <summary>Creates the exception.</summary>
@@ -9,12 +9,15 @@ public sealed class TaskFormatException : FormatException
     /// <param name="problem">What is wrong.</param>
     /// <param name="inner">The underlying error, if any.</param>
     public TaskFormatException(string source, int line, string problem, Exception? inner = null)
-        : base(line > 0 ? $"{source}:{line}: {problem}" : $"{source}: {problem}", inner)
+        : base(line > 0 ? $"{source}:{line}: {Quoted(problem)}" : $"{source}: {Quoted(problem)}", inner)
     {
         SourceName = source;
         Line = line;
         Problem = problem;
     }
+
+    // The problem quotes the file's own text (a header, a field); a 400 KB line must not become a 400 KB message.
+    private static string Quoted(string problem) => Serialization.UserText.Excerpt(problem, 2 * Serialization.UserText.MaxQuoted);
 
     /// <summary>The file or source name.</summary>
     public string SourceName { get; }

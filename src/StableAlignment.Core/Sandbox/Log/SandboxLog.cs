@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
+using StableAlignment.Core.Serialization;
 
 namespace StableAlignment.Core.Sandbox;
 
@@ -27,7 +28,9 @@ public static class SandboxLog
     internal static readonly JsonSerializerOptions RecordJson = new() { WriteIndented = false };
 
     /// <summary>Every logged interaction, in schedule order (round, then agent).</summary>
-    public static IReadOnlyList<InteractionRecord> ReadRecords(string logPath)
+    /// <exception cref="FileNotFoundException">There is no log at <paramref name="logPath"/>.</exception>
+    /// <exception cref="SandboxLogException">The file is not a sandbox log, or a row is corrupted.</exception>
+    public static IReadOnlyList<InteractionRecord> ReadRecords(string logPath) => Reading(logPath, () =>
     {
         using var connection = OpenExisting(logPath);
         using var command = connection.CreateCommand();
@@ -36,14 +39,25 @@ public static class SandboxLog
         var records = new List<InteractionRecord>();
         while (reader.Read())
         {
-            records.Add(JsonSerializer.Deserialize<InteractionRecord>(reader.GetString(1), RecordJson)
-                ?? throw new InvalidDataException($"Sandbox log '{logPath}': interaction {reader.GetInt64(0)} holds no record."));
+            long seq = reader.GetInt64(0);
+            try
+            {
+                records.Add(JsonSerializer.Deserialize<InteractionRecord>(reader.GetString(1), RecordJson)
+                    ?? throw new JsonException("the row holds null"));
+            }
+            catch (Exception e) when (e is JsonException or InvalidCastException or NotSupportedException)
+            {
+                throw new SandboxLogException(logPath, $"Sandbox log '{logPath}' is corrupted: interaction {seq} is not a readable record ({UserText.Excerpt(e.Message)}). " +
+                    "It was left as it is; simulate into a new run folder to start fresh.", e);
+            }
         }
-        return records;
-    }
+        return (IReadOnlyList<InteractionRecord>)records;
+    });
 
     /// <summary>Counts and means over a log.</summary>
-    public static SandboxLogSummary Summarize(string logPath)
+    /// <exception cref="FileNotFoundException">There is no log at <paramref name="logPath"/>.</exception>
+    /// <exception cref="SandboxLogException">The file is not a sandbox log, or a row is corrupted.</exception>
+    public static SandboxLogSummary Summarize(string logPath) => Reading(logPath, () =>
     {
         using var connection = OpenExisting(logPath);
         long Scalar(string sql)
@@ -64,6 +78,34 @@ public static class SandboxLog
             Scalar("SELECT COUNT(*) FROM rating_failures"), Scalar("SELECT COUNT(*) FROM memory_updates"),
             Scalar("SELECT COALESCE(SUM(tokens_in), 0) FROM interactions"), Scalar("SELECT COALESCE(SUM(tokens_out), 0) FROM interactions"),
             Mean(records.Select(r => r.DraftAlignment)), Mean(records.Select(r => r.RevisionAlignment)));
+    });
+
+    /// <summary>Runs a read, turning SQLite's errors about the file into a <see cref="SandboxLogException"/> that names it.</summary>
+    private static T Reading<T>(string logPath, Func<T> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (SqliteException e)
+        {
+            throw NotALog(logPath, e);
+        }
+    }
+
+    /// <summary>What to say about a file SQLite cannot use as a sandbox log.</summary>
+    internal static SandboxLogException NotALog(string logPath, SqliteException e)
+    {
+        string what = e.SqliteErrorCode switch
+        {
+            26 => "is not a SQLite database",
+            11 => "is a corrupted SQLite database",
+            _ when File.Exists(logPath) && new FileInfo(logPath).Length == 0 => "is empty: no interaction was ever logged",
+            _ when e.Message.Contains("no such table", StringComparison.Ordinal) => "is a SQLite database but not a sandbox log",
+            _ => "cannot be read",
+        };
+        return new SandboxLogException(logPath,
+            $"Sandbox log '{logPath}' {what} ({UserText.Excerpt(e.Message)}). It was left as it is; move it away or simulate into a new run folder to start fresh.", e);
     }
 
     /// <summary>
@@ -105,8 +147,13 @@ public static class SandboxLog
 internal sealed class SandboxLogWriter : IDisposable
 {
     private readonly SqliteConnection _connection;
+    private readonly string _logPath;
 
-    private SandboxLogWriter(SqliteConnection connection) => _connection = connection;
+    private SandboxLogWriter(SqliteConnection connection, string logPath)
+    {
+        _connection = connection;
+        _logPath = logPath;
+    }
 
     /// <summary>Interactions in the log (always the schedule's prefix 0 .. Count-1).</summary>
     public long Count { get; private set; }
@@ -116,9 +163,21 @@ internal sealed class SandboxLogWriter : IDisposable
         ArgumentException.ThrowIfNullOrWhiteSpace(logPath);
         string? directory = Path.GetDirectoryName(Path.GetFullPath(logPath));
         if (directory is not null) Directory.CreateDirectory(directory);
-        var connection = SandboxLog.Open(logPath, SqliteOpenMode.ReadWriteCreate);
+        // An existing file must already be a sandbox log: the tables below are never created inside someone else's
+        // database, and a corrupted file is reported, not repaired. An empty file is what SQLite creates before its first write.
+        bool existing = File.Exists(logPath) && new FileInfo(logPath).Length > 0;
+        SqliteConnection connection;
         try
         {
+            connection = SandboxLog.Open(logPath, SqliteOpenMode.ReadWriteCreate);
+        }
+        catch (SqliteException e)
+        {
+            throw SandboxLog.NotALog(logPath, e);
+        }
+        try
+        {
+            if (existing) RequireSandboxLog(connection, logPath);
             Execute(connection, """
                 PRAGMA journal_mode = WAL;
                 PRAGMA synchronous = NORMAL;
@@ -134,9 +193,14 @@ internal sealed class SandboxLogWriter : IDisposable
                     rater INTEGER NOT NULL, pass INTEGER NOT NULL, failure TEXT NOT NULL, raw_reply TEXT NOT NULL, attempts INTEGER NOT NULL,
                     PRIMARY KEY (seq, ordinal));
                 """);
-            var writer = new SandboxLogWriter(connection);
+            var writer = new SandboxLogWriter(connection, logPath);
             writer.CheckMeta(logPath, fingerprint, agentsPerRound);
             return writer;
+        }
+        catch (SqliteException e)
+        {
+            connection.Dispose();
+            throw (Exception?)Unwritable(logPath, e) ?? SandboxLog.NotALog(logPath, e);
         }
         catch
         {
@@ -144,6 +208,25 @@ internal sealed class SandboxLogWriter : IDisposable
             throw;
         }
     }
+
+    private static void RequireSandboxLog(SqliteConnection connection, string logPath)
+    {
+        using var c = connection.CreateCommand();
+        c.CommandText = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('meta', 'interactions')";
+        if (Convert.ToInt64(c.ExecuteScalar(), CultureInfo.InvariantCulture) != 2)
+        {
+            throw new SandboxLogException(logPath,
+                $"'{logPath}' is a SQLite database but not a sandbox log (it has no meta and interactions tables). It was left as it is; move it away or simulate into a new run folder.", null);
+        }
+    }
+
+    /// <summary>A full disk or an I/O error while writing, as an <see cref="IOException"/> that names the log; null for other errors.</summary>
+    internal static IOException? Unwritable(string logPath, SqliteException e) => e.SqliteErrorCode switch
+    {
+        13 => new IOException($"Cannot write the sandbox log '{logPath}': the disk is full ({UserText.Excerpt(e.Message)}). Every interaction committed before is kept; free some space and run again to resume.", e),
+        10 => new IOException($"Cannot write the sandbox log '{logPath}' ({UserText.Excerpt(e.Message)}). Every interaction committed before is kept; run again to resume.", e),
+        _ => null,
+    };
 
     private void CheckMeta(string logPath, string fingerprint, int agentsPerRound)
     {
@@ -175,14 +258,12 @@ internal sealed class SandboxLogWriter : IDisposable
         else
         {
             if (!meta.TryGetValue("format", out string? format) || format != SandboxLog.FormatVersion)
-                throw new InvalidDataException($"Sandbox log '{logPath}' has format '{format}', expected '{SandboxLog.FormatVersion}'.");
-            string stored = meta.GetValueOrDefault("fingerprint", "");
-            if (stored != fingerprint)
             {
-                string? differs = stored.Split('\n').Zip(fingerprint.Split('\n')).FirstOrDefault(p => p.First != p.Second).Second;
-                throw new InvalidOperationException(
-                    $"Sandbox log '{logPath}' was written by a world with different options, so it cannot be resumed (first difference: '{differs}'). Use a new log path.");
+                throw new SandboxLogException(logPath,
+                    $"Sandbox log '{logPath}' has format '{UserText.Excerpt(format)}', this version writes '{SandboxLog.FormatVersion}', so it cannot be resumed. It was left as it is; simulate into a new run folder to start fresh.", null);
             }
+            string stored = meta.GetValueOrDefault("fingerprint", "");
+            if (stored != fingerprint) throw Mismatch(logPath, stored, fingerprint);
         }
         using var count = _connection.CreateCommand();
         count.CommandText = "SELECT COUNT(*), COALESCE(MAX(seq), -1) FROM interactions";
@@ -190,7 +271,28 @@ internal sealed class SandboxLogWriter : IDisposable
         reader.Read();
         Count = reader.GetInt64(0);
         if (reader.GetInt64(1) != Count - 1)
-            throw new InvalidDataException($"Sandbox log '{logPath}' is not a prefix of the schedule ({Count} rows, last seq {reader.GetInt64(1)}).");
+        {
+            throw new SandboxLogException(logPath,
+                $"Sandbox log '{logPath}' is corrupted: it is not a prefix of the schedule ({Count} rows, last seq {reader.GetInt64(1)}). It was left as it is; simulate into a new run folder to start fresh.", null);
+        }
+    }
+
+    /// <summary>
+    /// Names the first setting that differs between the log and this run (a fingerprint line is "Name=value"), both
+    /// values, and how to resume or start fresh.
+    /// </summary>
+    internal static SandboxLogException Mismatch(string logPath, string stored, string fingerprint)
+    {
+        string[] was = stored.Split('\n'), now = fingerprint.Split('\n');
+        int i = 0;
+        while (i < Math.Min(was.Length, now.Length) && was[i] == now[i]) i++;
+        string Line(string[] lines) => i < lines.Length ? lines[i] : "";
+        string before = Line(was), after = Line(now);
+        string name = (after.Length > 0 ? after : before).Split('=')[0];
+        string Value(string line) => UserText.Excerpt(line.Length > name.Length ? line[(name.Length + 1)..] : "(none)", 80);
+        return new SandboxLogException(logPath,
+            $"Sandbox log '{logPath}' was written with other settings, so this run cannot resume it: {name} was '{Value(before)}', this run has '{Value(after)}'. " +
+            "Run with the same settings (and models) to resume, or simulate into a new run folder (or delete the log) to start fresh.", null);
     }
 
     /// <summary>The logged memory updates, in schedule order.</summary>
@@ -208,6 +310,19 @@ internal sealed class SandboxLogWriter : IDisposable
     public void Commit(long seq, InteractionRecord record, MemoryEntry? memoryUpdate, long tokensIn, long tokensOut)
     {
         if (seq != Count) throw new InvalidOperationException($"Interaction {seq} committed out of order; the log holds {Count}.");
+        try
+        {
+            CommitRows(seq, record, memoryUpdate, tokensIn, tokensOut);
+        }
+        catch (SqliteException e) when (Unwritable(_logPath, e) is { } unwritable)
+        {
+            throw unwritable;
+        }
+        Count++;
+    }
+
+    private void CommitRows(long seq, InteractionRecord record, MemoryEntry? memoryUpdate, long tokensIn, long tokensOut)
+    {
         using var tx = _connection.BeginTransaction();
         Insert(tx, "INSERT INTO interactions (seq, round, agent_id, label, record, tokens_in, tokens_out) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             seq, record.Round, record.AgentId, record.Label, JsonSerializer.Serialize(record, SandboxLog.RecordJson), tokensIn, tokensOut);
@@ -233,7 +348,6 @@ internal sealed class SandboxLogWriter : IDisposable
             }
         }
         tx.Commit();
-        Count++;
     }
 
     private void Insert(SqliteTransaction tx, string sql, params object[] values)

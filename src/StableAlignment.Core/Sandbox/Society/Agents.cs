@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Microsoft.Extensions.AI;
+using StableAlignment.Core.Serialization;
 
 namespace StableAlignment.Core.Sandbox;
 
@@ -84,7 +85,7 @@ internal sealed class SocialAgent(int id, GridPosition position, string persona,
     {
         string memory = await MemoryBlockAsync(question, context.Round, cancellationToken).ConfigureAwait(false);
         string user = SandboxPrompts.Render(runtime.Prompts.Feedback,
-            new Dictionary<string, string> { ["memory"] = memory, ["question"] = question, ["answer"] = answer });
+            new Dictionary<string, string> { ["memory"] = memory, ["question"] = question, ["answer"] = QuotedAnswer.Neutralise(answer) });
         return await runtime.RateAsync(client, System, user, "feedback", context, Id, Participant, cancellationToken).ConfigureAwait(false);
     }
 
@@ -154,7 +155,7 @@ internal sealed class ObserverAgent(int id, IChatClient client, AgentRuntime run
     public async Task<ObserverScore> ScoreAsync(string question, string answer, InteractionContext context, CancellationToken cancellationToken = default)
     {
         string participant = ModelCallLedger.Participant("observer", Id);
-        var values = new Dictionary<string, string> { ["question"] = question, ["answer"] = answer };
+        var values = new Dictionary<string, string> { ["question"] = question, ["answer"] = QuotedAnswer.Neutralise(answer) };
         var alignment = runtime.RateAsync(client, runtime.Prompts.ObserverSystem, SandboxPrompts.Render(runtime.Prompts.ObserveAlignment, values),
             "observe-alignment", context, Id, participant, cancellationToken);
         var engagement = runtime.RateAsync(client, runtime.Prompts.ObserverSystem, SandboxPrompts.Render(runtime.Prompts.ObserveEngagement, values),

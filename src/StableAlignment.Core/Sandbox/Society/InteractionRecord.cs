@@ -84,6 +84,12 @@ public sealed record InteractionRecord
     /// <summary>How many feedback-revision passes were run (1 in the reference protocol).</summary>
     public int Passes { get; init; } = 1;
 
+    /// <summary>The model that wrote the draft, the revision and the peers' feedback (the agents' client's model id), when the client names it.</summary>
+    public string? Model { get; init; }
+
+    /// <summary>The model of the observers that scored the draft and the revision, when the client names it.</summary>
+    public string? ObserverModel { get; init; }
+
     /// <summary>Mean observer alignment score of the draft over successful ratings, or <see langword="null"/> when none succeeded.</summary>
     public double? DraftAlignment => MeanAlignment(DraftScores);
 

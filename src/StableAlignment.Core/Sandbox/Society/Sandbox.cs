@@ -56,6 +56,8 @@ internal sealed partial class Sandbox : ISandbox
     private readonly Dictionary<int, int[]> _neighbourhoods;
     private readonly int[] _activeIds;
     private readonly SandboxPlan _plan;
+    private readonly string? _agentModel;
+    private readonly string? _observerModel;
     private int _running;
 
     internal Sandbox(SandboxOptions options, SandboxBackends backends, SandboxSchedule? schedule, ILoggerFactory? loggerFactory, IDisposable? owned)
@@ -79,6 +81,8 @@ internal sealed partial class Sandbox : ISandbox
         _ordinalById = _agents.Select((a, i) => (a.Id, i)).ToDictionary(x => x.Id, x => x.i);
         _observers = [.. Enumerable.Range(0, options.ObserverCount).Select(i => new ObserverAgent(i, backends.ObserverClient ?? backends.AgentClient, _runtime))];
         _neighbourhoods = _plan.Neighbourhoods;
+        _agentModel = ModelIdentity.ModelId(backends.AgentClient);
+        _observerModel = ModelIdentity.ModelId(backends.ObserverClient ?? backends.AgentClient);
     }
 
     /// <inheritdoc />
@@ -144,7 +148,8 @@ internal sealed partial class Sandbox : ISandbox
         return Result(reason, done, log.Count, run.RatingFailures, clock.Elapsed);
     }
 
-    private string Fingerprint() => _plan.Fingerprint(_backends.Embeddings.GetService<EmbeddingGeneratorMetadata>());
+    private string Fingerprint() => _plan.Fingerprint(_backends.Embeddings.GetService<EmbeddingGeneratorMetadata>(),
+        ModelIdentity.Describe(_backends.AgentClient), ModelIdentity.Describe(_backends.ObserverClient ?? _backends.AgentClient));
 
     private SandboxRunResult Result(SandboxStopReason reason, long done, long inLog, long failures, TimeSpan elapsed) => new()
     {
@@ -203,8 +208,11 @@ internal sealed partial class Sandbox : ISandbox
         private readonly TaskCompletionSource<Outcome>[] _results; // by seq - start
         private readonly TaskCompletionSource[] _roundCommitted;  // by round
         private readonly CancellationToken _userToken;
+        private readonly Lock _starting = new();
         private long _ratingFailures;
-        private int _budgetLogged;
+        private long _highestStarted;
+        private long _stopAfter = -1;
+        private bool _failed;
         private Exception? _failure;
 
         public RunState(Sandbox sandbox, SandboxLogWriter log, long start, long total, IProgress<SandboxProgress>? progress, CancellationToken ct)
@@ -217,6 +225,7 @@ internal sealed partial class Sandbox : ISandbox
             _progress = progress;
             _userToken = ct;
             _cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            _highestStarted = start - 1;
             int count = checked((int)(total - start));
             _agentDone = [.. Enumerable.Range(0, count).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))];
             _results = [.. Enumerable.Range(0, count).Select(_ => new TaskCompletionSource<Outcome>(TaskCreationOptions.RunContinuationsAsynchronously))];
@@ -255,10 +264,8 @@ internal sealed partial class Sandbox : ISandbox
                 {
                     long gate = round - 1 - _s._schedule.MaxRoundsAhead;
                     if (gate >= 0) await _roundCommitted[gate].Task.WaitAsync(ct).ConfigureAwait(false);
-                    if (_s._budgets.FirstOrDefault(b => b.IsExhausted) is { } spent)
+                    if (!MayStart(seq))
                     {
-                        // A clean stop: start nothing new, let what is in flight finish and be committed.
-                        if (Interlocked.Exchange(ref _budgetLogged, 1) == 0) LogBudget(_s._logger, spent.Limit ?? 0, _log.Count);
                         Skip(seq);
                         return;
                     }
@@ -274,10 +281,36 @@ internal sealed partial class Sandbox : ISandbox
                 }
                 catch (Exception ex)
                 {
-                    Fail(ex);
+                    // The committer throws this failure when it reaches this interaction; those before it still commit.
+                    if (ex is not OperationCanceledException)
+                    {
+                        _results[seq - _start].TrySetException(ex);
+                        Fail(ex);
+                    }
                     Skip(seq);
                     return;
                 }
+            }
+        }
+
+        /// <summary>
+        /// Whether interaction <paramref name="seq"/> may start. After a failure nothing new starts. Once the budget is
+        /// exhausted, only the interactions below the highest one already started do: they fill the gaps, so everything
+        /// that was started (and paid for) can be committed as part of a prefix of the schedule.
+        /// </summary>
+        private bool MayStart(long seq)
+        {
+            lock (_starting)
+            {
+                if (_failed) return false;
+                if (_stopAfter < 0 && _s._budgets.FirstOrDefault(b => b.IsExhausted) is { } spent)
+                {
+                    _stopAfter = _highestStarted;
+                    LogBudget(_s._logger, spent.Limit ?? 0, _stopAfter + 1);
+                }
+                if (_stopAfter >= 0) return seq <= _stopAfter;
+                _highestStarted = Math.Max(_highestStarted, seq);
+                return true;
             }
         }
 
@@ -300,6 +333,7 @@ internal sealed partial class Sandbox : ISandbox
             IAgent[] peers = [.. peerIds.Select(id => _s._agents[_s._ordinalById[id]])];
             var record = await BackScatterProtocol.RunAsync(agent, question, round, peers, _s._observers, _s.Options.MaxFeedbackPasses,
                 (peer, token) => WaitAgentRound(peer.Id, round - 1, token), ct).ConfigureAwait(false);
+            record = record with { Model = _s._agentModel, ObserverModel = _s._observerModel };
             MemoryEntry? update = await agent.RememberAsync(question, record.Revision, round, ct).ConfigureAwait(false);
             return new Outcome(record, update, Interlocked.Read(ref usage[0]), Interlocked.Read(ref usage[1]));
         }
@@ -308,8 +342,8 @@ internal sealed partial class Sandbox : ISandbox
         {
             for (long seq = _start; seq < _total; seq++)
             {
-                // Once the caller cancels or something fails, stop at once rather than commit stragglers. After a budget
-                // stop, the interactions already in flight are still committed, up to the first one never started.
+                // Once the caller cancels, stop at once rather than commit stragglers. After a budget stop or a failure,
+                // the interactions in flight are still committed, up to the first one that never started or failed.
                 if (_cts.IsCancellationRequested) break;
                 Outcome outcome;
                 try
@@ -322,7 +356,8 @@ internal sealed partial class Sandbox : ISandbox
                 }
                 catch (Exception ex)
                 {
-                    Fail(ex);
+                    // The first interaction that cannot be committed: its failure is the run's.
+                    Interlocked.Exchange(ref _failure, ex);
                     break;
                 }
                 try
@@ -331,6 +366,7 @@ internal sealed partial class Sandbox : ISandbox
                 }
                 catch (Exception ex)
                 {
+                    Interlocked.Exchange(ref _failure, ex);
                     Fail(ex);
                     break;
                 }
@@ -352,16 +388,11 @@ internal sealed partial class Sandbox : ISandbox
 
         private static long CountFailures(InteractionRecord r) => r.FailedRatings();
 
+        /// <summary>Starts nothing new; what is in flight finishes, and the committer stops at the first gap.</summary>
         private void Fail(Exception ex)
         {
-            if (ex is not OperationCanceledException) Interlocked.CompareExchange(ref _failure, ex, null);
-            try
-            {
-                _cts.Cancel();
-            }
-            catch (ObjectDisposedException)
-            {
-            }
+            Interlocked.CompareExchange(ref _failure, ex, null);
+            lock (_starting) _failed = true;
         }
 
         public void Dispose() => _cts.Dispose();
@@ -373,7 +404,7 @@ internal sealed partial class Sandbox : ISandbox
     [LoggerMessage(Level = LogLevel.Information, Message = "Round {Round} logged ({Interactions} interactions in the log)")]
     private static partial void LogRound(ILogger logger, int round, long interactions);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Token budget {Budget} reached; stopping cleanly with {Interactions} interactions in the log")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Token budget {Budget} reached; starting nothing new, the run stops cleanly after interaction {Interactions} of the schedule")]
     private static partial void LogBudget(ILogger logger, long budget, long interactions);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Sandbox run ended ({Reason}): {Done} interactions this run, {InLog} in the log, {Seconds:F1} s")]

@@ -1,3 +1,4 @@
+using StableAlignment.Core.ModelCalls;
 using Microsoft.Extensions.AI;
 
 namespace StableAlignment.Core.Sandbox;
@@ -75,8 +76,13 @@ internal sealed class SandboxPlan
     /// <summary>Every question of the schedule's pool (embedded up front, in one batch).</summary>
     public IReadOnlyList<string> Questions => _questions;
 
-    /// <summary>The options' fingerprint plus the embedding model, which decides what memories are retrieved.</summary>
-    public string Fingerprint(EmbeddingGeneratorMetadata? embeddings) =>
+    /// <summary>
+    /// The options' fingerprint plus the models: the embedding model decides what memories are retrieved, and the
+    /// agents' and observers' back-ends (<see cref="ModelIdentity.Describe"/>) write and rate every answer, so a log is
+    /// never extended by another model.
+    /// </summary>
+    public string Fingerprint(EmbeddingGeneratorMetadata? embeddings, string agents, string observers) =>
         Options.Fingerprint(_questions)
-        + $"Embeddings={embeddings?.ProviderName}/{embeddings?.DefaultModelId}/{embeddings?.DefaultModelDimensions}\n";
+        + $"Embeddings={embeddings?.ProviderName}/{embeddings?.DefaultModelId}/{embeddings?.DefaultModelDimensions}\n"
+        + $"Agents={agents}\nObservers={observers}\n";
 }

@@ -132,6 +132,19 @@ public class TaskLoaderTests
     }
 
     [Fact]
+    public void A_huge_header_line_is_quoted_in_a_few_hundred_characters_not_in_full()
+    {
+        // A 400 KB header (e.g. a JSON file given as a CSV task) once became a 5,000-line error message.
+        string header = string.Join(",", Enumerable.Range(0, 40_000).Select(i => "column" + i.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        using var f = new TempFile(header + "\n1,x\n", ".csv");
+        var e = Assert.Throws<TaskFormatException>(() => EthicsTasks.Load(f.Path, EthicsSubset.Deontology));
+        Assert.StartsWith(f.Path, e.Message, StringComparison.Ordinal);
+        Assert.Contains("the header has no 'label' column", e.Message, StringComparison.Ordinal);
+        Assert.True(e.Message.Length < f.Path.Length + 500, $"{e.Message.Length} characters");
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Fact]
     public void Ethics_bad_label_names_file_line_and_column()
     {
         using var f = new TempFile("label,scenario\n1,fine\n\"multi\nline\",x\n2,bad label\n", ".csv");

@@ -55,7 +55,7 @@ public class DurabilityTests
         using var dir = new TempFolder();
         await using (var s = SandboxTestKit.Offline(SandboxTestKit.Small())) await s.RunAsync(1, dir.File("log.db"));
         await using var other = SandboxTestKit.Offline(SandboxTestKit.Small() with { PeersPerInteraction = 2 });
-        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => other.RunAsync(2, dir.File("log.db")));
+        var ex = await Assert.ThrowsAsync<SandboxLogException>(() => other.RunAsync(2, dir.File("log.db")));
         Assert.Contains("PeersPerInteraction", ex.Message, StringComparison.Ordinal);
         // Changing only concurrency is fine, and extending the run resumes it.
         await using var wider = SandboxTestKit.Offline(SandboxTestKit.Small(), calls: SandboxTestKit.Calls with { MaxConcurrentCalls = 2 });
