@@ -82,10 +82,7 @@ public sealed class ContrastivePreferenceLoss : IPreferenceLoss, IDisposable
     internal LogitRowBackend RowBackend { get; init; }
 
     /// <summary>How <see cref="ComputeFromHidden"/> schedules its gradient work (chosen by measurement, docs/training.md).</summary>
-    internal FusedGradientSchedule FusedSchedule { get; init; } = FusedGradientSchedule.GroupsInForward;
-
-    /// <summary>Where <see cref="ComputeFromHidden"/> applies each row's coefficient (measured, docs/training.md).</summary>
-    internal CoefficientPlacement FusedPlacement { get; init; } = CoefficientPlacement.LogitRows;
+    internal FusedGradientSchedule FusedSchedule { get; init; } = FusedGradientSchedule.FoldedInForward;
 
     /// <summary>Bytes of the persistent chunk workspaces this loss holds (they are reused across calls).</summary>
     internal long WorkspaceBytes => _workspaces.Bytes;
@@ -148,11 +145,8 @@ public sealed class ContrastivePreferenceLoss : IPreferenceLoss, IDisposable
         var needsHidden = hidden.requires_grad && torch.is_grad_enabled();
         var needsWeight = outputWeight.requires_grad && torch.is_grad_enabled();
         var chunkRows = FusedChunkRows > 0 ? FusedChunkRows : (int)Math.Clamp(DefaultFusedChunkBytes / ((long)inputs.Vocabulary * hidden.ElementSize), 1, 1 << 16);
-        var schedule = (needsHidden || needsWeight) && FusedSchedule == FusedGradientSchedule.GroupsInForward
-            ? FusedGradientSchedule.GroupsInForward
-            : FusedGradientSchedule.RecomputeInBackward;
         var plan = FusedRowPlan.Create(inputs, chunkRows, FusedRowsFor(hidden), _workspaces, new FusedRowPlan.Settings(
-            schedule, FusedPlacement, needsHidden, needsWeight, tokenNll => TokenCoefficients(inputs, tokenNll)));
+            FusedSchedule, needsHidden, needsWeight, tokenNll => TokenCoefficients(inputs, tokenNll)));
         var tokenNll = FusedLinearPreferenceFunction.Apply(
             hidden.reshape(inputs.Responses * (long)inputs.Tokens, hidden.shape[2]),
             outputWeight,

@@ -3,28 +3,19 @@ using static TorchSharp.torch;
 
 namespace StableAlignment.Core.Training;
 
-/// <summary>Where the fused output layer does the gradient work (see <see cref="FusedLinearPreferenceFunction"/>).</summary>
+/// <summary>Where the fused output layer does its gradient work (chosen by measurement, docs/training.md).</summary>
 internal enum FusedGradientSchedule
 {
     /// <summary>
-    /// Chunks of whole groups: inside the forward pass each chunk's coefficients are known once its groups' NLLs are,
-    /// so the gradient is formed while the chunk's logits are still in the workspace (three matmuls per row; a group
-    /// larger than a chunk takes a second pass over its rows). The backward pass only rescales.
+    /// In the forward pass, while each chunk's logits are in the workspace: <c>P = softmax - onehot</c> unscaled, the
+    /// hidden-state gradient rows <c>U = P W</c> (the backward pass scales row r by its coefficient, exactly for any
+    /// incoming gradient), and for chunks of whole groups, whose coefficients are known once their NLLs are,
+    /// <c>grad_W += Pᵀ (g * H)</c>. Only groups larger than a chunk are recomputed, for <c>grad_W</c> alone.
     /// </summary>
-    GroupsInForward,
+    FoldedInForward,
 
-    /// <summary>The forward pass keeps only log-sum-exps; the backward pass recomputes every chunk's logits (four matmuls per row).</summary>
+    /// <summary>The forward pass keeps only log-sum-exps; the backward pass recomputes every chunk's logits and forms <c>G = g * P</c>.</summary>
     RecomputeInBackward,
-}
-
-/// <summary>Where each row's gradient coefficient <c>g</c> is applied (measured; see docs/training.md).</summary>
-internal enum CoefficientPlacement
-{
-    /// <summary>Scale the <c>[chunk, V]</c> rows in the softmax pass: <c>G = g * (softmax - onehot)</c>.</summary>
-    LogitRows,
-
-    /// <summary>Keep <c>softmax - onehot</c> unscaled and fold <c>g</c> into the <c>[chunk, H]</c> rows: <c>g * (P W)</c> and <c>Pᵀ (g * H)</c>.</summary>
-    HiddenRows,
 }
 
 /// <summary>
@@ -34,17 +25,19 @@ internal enum CoefficientPlacement
 /// the token NLL <c>[R]</c> (0 on rows outside the loss); the group terms of the loss are ordinary autograd on it.
 /// </summary>
 /// <remarks>
-/// Extra memory: one <c>[chunk, V]</c> logits workspace, <c>[chunk, H]</c> scratch and O(R) per-row values, besides
-/// the gradients themselves. With <see cref="FusedGradientSchedule.GroupsInForward"/> the forward pass already
-/// accumulates <c>grad_hidden = G W</c> and <c>grad_W = Gᵀ H</c> for the gradient the loss will ask for (the
-/// coefficients come from autograd of the small group graph); if the backward pass brings a gradient that is not a
-/// multiple of that one (for example through <see cref="PreferenceLossResult.ResponseNll"/>), it recomputes instead.
+/// Each row's gradient coefficient <c>g_r = d(out)/d(NLL_r)</c> is folded into <c>[chunk, H]</c> rows rather than into
+/// the <c>[chunk, V]</c> block: <c>grad_hidden_r = g_r (P W)_r</c> and <c>grad_W = Pᵀ (g * H)</c>. Extra memory: the
+/// <c>[chunk, V]</c> workspace, <c>[chunk, H]</c> scratch and O(R) per-row values, besides the gradients themselves.
+/// With <see cref="FusedGradientSchedule.FoldedInForward"/>, <c>grad_W</c> of whole-group chunks is prepared for the
+/// gradient the loss will ask for (coefficients from autograd of the small group graph); a backward pass that brings
+/// a gradient that is not a multiple of it (for example through <see cref="PreferenceLossResult.ResponseNll"/>)
+/// recomputes <c>grad_W</c> instead, so the result is exact either way.
 /// </remarks>
 internal sealed class FusedLinearPreferenceFunction : torch.autograd.SingleTensorFunction<FusedLinearPreferenceFunction>
 {
     private const string PlanKey = "plan";
 
-    /// <summary>Relative residual below which an incoming gradient counts as a multiple of the precomputed one.</summary>
+    /// <summary>Relative residual below which an incoming gradient counts as a multiple of the prepared one.</summary>
     private const double ProportionalTolerance = 1e-5;
 
     public override string Name => "StableAlignmentFusedLinearPreference";
@@ -54,7 +47,7 @@ internal sealed class FusedLinearPreferenceFunction : torch.autograd.SingleTenso
     /// <param name="weight">Output projection <c>[V, H]</c>.</param>
     /// <param name="activeRows">int64 <c>[A]</c>: the rows in the loss, in the plan's order, on the hidden states' device.</param>
     /// <param name="activeTargets">int64 <c>[A]</c>: their target ids.</param>
-    /// <param name="plan">Chunking, row work and (for gradient in the forward pass) the coefficients.</param>
+    /// <param name="plan">Chunking, row work and the coefficients.</param>
     public static Tensor Apply(Tensor hidden, Tensor weight, Tensor activeRows, Tensor activeTargets, FusedRowPlan plan) =>
         apply(hidden, weight, activeRows, activeTargets, plan);
 
@@ -67,47 +60,48 @@ internal sealed class FusedLinearPreferenceFunction : torch.autograd.SingleTenso
         var plan = (FusedRowPlan)vars[4];
         var accType = TokenNllFunction.AccumulationType(hidden.dtype);
         long active = activeRows.shape[0];
+        var chunk = new ChunkWork(hidden, weight, activeRows, activeTargets, plan);
         var lse = torch.empty(active, accType, hidden.device);
         var nll = torch.empty(active, accType, hidden.device);
-        Tensor? gradHidden = null, gradWeight = null, coefficients = null;
-
-        if (plan.Schedule == FusedGradientSchedule.GroupsInForward)
-        {
-            var step = new GradientAccumulator(hidden, weight, plan);
-            gradHidden = step.GradHidden;
-            gradWeight = step.GradWeight;
-            coefficients = torch.empty(active, accType, hidden.device);
-            var tokenNll = torch.zeros(hidden.shape[0], accType, hidden.device);
-            foreach (var pack in plan.Packs)
-            {
-                using var scope = torch.NewDisposeScope();
-                // A pack holds whole groups: once its rows' NLLs are in, its coefficients are final.
-                RowSpan[] spans = pack.Split ? plan.ChunksOf(pack.Rows) : [pack.Rows];
-                foreach (var span in spans)
-                {
-                    var (_, logits) = plan.ChunkLogits(hidden, weight, activeRows, span);
-                    plan.Rows.Forward(logits, activeTargets.narrow(0, span.Start, span.Length), lse.narrow(0, span.Start, span.Length), nll.narrow(0, span.Start, span.Length));
-                }
-                var packRows = activeRows.narrow(0, pack.Rows.Start, pack.Rows.Length);
-                tokenNll.index_copy_(0, packRows, nll.narrow(0, pack.Rows.Start, pack.Rows.Length));
-                var g = plan.Coefficients(tokenNll).index_select(0, packRows);
-                coefficients.narrow(0, pack.Rows.Start, pack.Rows.Length).copy_(g);
-                // Unsplit packs still have their logits in the workspace; split ones are recomputed chunk by chunk.
-                foreach (var span in spans)
-                    step.Add(activeRows, activeTargets, lse, coefficients, span, recompute: pack.Split);
-            }
-        }
-        else
+        Tensor? hiddenRows = null, gradWeight = null, coefficients = null;
+        var folded = plan.Schedule == FusedGradientSchedule.FoldedInForward && (plan.NeedsHiddenGradient || plan.NeedsWeightGradient);
+        if (!folded)
         {
             foreach (var span in plan.ChunksOf(new RowSpan(0, (int)active)))
             {
                 using var scope = torch.NewDisposeScope();
-                var (_, logits) = plan.ChunkLogits(hidden, weight, activeRows, span);
-                plan.Rows.Forward(logits, activeTargets.narrow(0, span.Start, span.Length), lse.narrow(0, span.Start, span.Length), nll.narrow(0, span.Start, span.Length));
+                chunk.Logits(span);
+                chunk.Forward(span, lse, nll);
+            }
+        }
+        else
+        {
+            hiddenRows = plan.NeedsHiddenGradient ? torch.zeros_like(hidden) : null;
+            gradWeight = plan.NeedsWeightGradient ? torch.zeros_like(weight) : null;
+            coefficients = plan.NeedsWeightGradient ? torch.zeros(active, accType, hidden.device) : null;
+            var tokenNll = plan.NeedsWeightGradient ? torch.zeros(hidden.shape[0], accType, hidden.device) : null;
+            foreach (var pack in plan.Packs)
+            {
+                RowSpan[] spans = pack.Split ? plan.ChunksOf(pack.Rows) : [pack.Rows];
+                foreach (var span in spans)
+                {
+                    using var scope = torch.NewDisposeScope();
+                    var h = chunk.Logits(span);
+                    chunk.Forward(span, lse, nll);
+                    var p = chunk.SoftmaxMinusOneHot(span, lse, scale: null);
+                    if (hiddenRows is not null) chunk.AddHiddenRows(span, p, hiddenRows);
+                    if (gradWeight is null || pack.Split) continue;
+                    // The span is the whole pack, i.e. whole groups: their coefficients are final now.
+                    var rows = activeRows.narrow(0, span.Start, span.Length);
+                    tokenNll!.index_copy_(0, rows, nll.narrow(0, span.Start, span.Length));
+                    var g = plan.Coefficients(tokenNll).index_select(0, rows);
+                    coefficients!.narrow(0, span.Start, span.Length).copy_(g);
+                    ChunkWork.AddWeightRows(p, h, g, gradWeight);
+                }
             }
         }
 
-        ctx.save_for_backward([hidden, weight, activeRows, activeTargets, lse, coefficients!, gradHidden!, gradWeight!]);
+        ctx.save_for_backward([hidden, weight, activeRows, activeTargets, lse, hiddenRows!, gradWeight!, coefficients!]);
         ctx.save_data(PlanKey, plan);
         return torch.zeros(hidden.shape[0], accType, hidden.device).index_copy_(0, activeRows, nll);
     }
@@ -116,30 +110,53 @@ internal sealed class FusedLinearPreferenceFunction : torch.autograd.SingleTenso
     {
         var saved = ctx.get_saved_variables();
         Tensor hidden = saved[0], weight = saved[1], activeRows = saved[2], activeTargets = saved[3], lse = saved[4];
-        Tensor? coefficients = Defined(saved[5]), gradHidden = Defined(saved[6]), gradWeight = Defined(saved[7]);
+        Tensor? hiddenRows = Defined(saved[5]), gradWeight = Defined(saved[6]), coefficients = Defined(saved[7]);
         var plan = (FusedRowPlan)ctx.get_data(PlanKey);
+        var chunk = new ChunkWork(hidden, weight, activeRows, activeTargets, plan);
         using var incoming = gradOutput.index_select(0, activeRows).to(lse.dtype).contiguous();
+        Tensor? gradHidden = null;
 
-        if (coefficients is not null && Multiple(incoming, coefficients) is double factor)
+        if (hiddenRows is not null || gradWeight is not null)
         {
-            if (factor != 1)
+            // Prepared in the forward pass: hidden rows exactly (row r times its coefficient), grad_W when a multiple.
+            if (hiddenRows is not null) gradHidden = hiddenRows.mul_(gradOutput.to(hidden.dtype).unsqueeze(1));
+            if (gradWeight is not null)
             {
-                gradHidden?.mul_(factor);
-                gradWeight?.mul_(factor);
+                var prepared = plan.Packs.Where(p => !p.Split).Select(p => p.Rows).ToArray();
+                var factor = Multiple(incoming, coefficients!, prepared);
+                if (factor is double a)
+                {
+                    if (a != 1) gradWeight.mul_(a);
+                }
+                else
+                {
+                    gradWeight.zero_();
+                    prepared = [];
+                }
+                foreach (var pack in plan.Packs.Where(p => p.Split || !prepared.Contains(p.Rows)))
+                {
+                    foreach (var span in plan.ChunksOf(pack.Rows))
+                    {
+                        using var scope = torch.NewDisposeScope();
+                        var h = chunk.Logits(span);
+                        var g = chunk.SoftmaxMinusOneHot(span, lse, incoming);
+                        gradWeight.addmm_(g.t(), h, 1, 1);
+                    }
+                }
             }
         }
-        else
+        else if (plan.NeedsHiddenGradient || plan.NeedsWeightGradient)
         {
-            gradHidden?.Dispose();
-            gradWeight?.Dispose();
-            var step = new GradientAccumulator(hidden, weight, plan);
+            gradHidden = plan.NeedsHiddenGradient ? torch.zeros_like(hidden) : null;
+            gradWeight = plan.NeedsWeightGradient ? torch.zeros_like(weight) : null;
             foreach (var span in plan.ChunksOf(new RowSpan(0, (int)activeRows.shape[0])))
             {
                 using var scope = torch.NewDisposeScope();
-                step.Add(activeRows, activeTargets, lse, incoming, span, recompute: true);
+                var h = chunk.Logits(span);
+                var g = chunk.SoftmaxMinusOneHot(span, lse, incoming);
+                if (gradHidden is not null) chunk.AddHiddenRows(span, g, gradHidden);
+                gradWeight?.addmm_(g.t(), h, 1, 1);
             }
-            gradHidden = step.GradHidden;
-            gradWeight = step.GradWeight;
         }
 
         foreach (var t in new[] { hidden, weight, activeRows, activeTargets, lse, coefficients }) t?.Dispose();
@@ -148,62 +165,62 @@ internal sealed class FusedLinearPreferenceFunction : torch.autograd.SingleTenso
 
     private static Tensor? Defined(Tensor? t) => t is null || t.IsInvalid ? null : t;
 
-    /// <summary>The factor <c>a</c> with <c>incoming = a * precomputed</c> within tolerance, or null when there is none.</summary>
-    private static double? Multiple(Tensor incoming, Tensor precomputed)
+    /// <summary>The factor <c>a</c> with <c>incoming = a * prepared</c> on the given spans within tolerance, or null when there is none.</summary>
+    private static double? Multiple(Tensor incoming, Tensor prepared, RowSpan[] spans)
     {
+        if (spans.Length == 0) return 1.0;
         using var scope = torch.NewDisposeScope();
-        var norm = precomputed.dot(precomputed).ToDouble();
-        var scale = incoming.abs().max().ToDouble();
+        var x = torch.cat(spans.Select(s => incoming.narrow(0, s.Start, s.Length)).ToArray());
+        var y = torch.cat(spans.Select(s => prepared.narrow(0, s.Start, s.Length)).ToArray());
+        var norm = y.dot(y).ToDouble();
+        var scale = x.abs().max().ToDouble();
         if (norm == 0) return scale == 0 ? 1.0 : null;
-        var factor = incoming.dot(precomputed).ToDouble() / norm;
-        var residual = (incoming - precomputed * factor).abs().max().ToDouble();
+        var factor = x.dot(y).ToDouble() / norm;
+        var residual = (x - y * factor).abs().max().ToDouble();
         return residual <= ProportionalTolerance * scale ? factor : null;
     }
 
-    /// <summary>Turns chunks of logits into their gradient and adds <c>G W</c> and <c>Gᵀ H</c> to the gradients of the inputs that need one.</summary>
-    private sealed class GradientAccumulator
+    /// <summary>The per-chunk steps on one batch: logits in the workspace, row work, and the two gradient products.</summary>
+    private sealed class ChunkWork(Tensor hidden, Tensor weight, Tensor activeRows, Tensor activeTargets, FusedRowPlan plan)
     {
-        private readonly Tensor _hidden, _weight;
-        private readonly FusedRowPlan _plan;
+        private Tensor _logits = null!;
 
-        public GradientAccumulator(Tensor hidden, Tensor weight, FusedRowPlan plan)
+        /// <summary>Gathers the span's hidden rows and forms their logits <c>h Wᵀ</c> in the workspace; returns the rows.</summary>
+        public Tensor Logits(RowSpan span)
         {
-            (_hidden, _weight, _plan) = (hidden, weight, plan);
-            GradHidden = plan.NeedsHiddenGradient ? torch.zeros_like(hidden) : null;
-            GradWeight = plan.NeedsWeightGradient ? torch.zeros_like(weight) : null;
+            var h = hidden.index_select(0, Rows(span));
+            _logits = plan.Workspace("fused-logits", hidden.dtype, hidden.device, span.Length, weight.shape[0]);
+            _logits.addmm_(h, weight.t(), 0, 1);
+            return h;
         }
 
-        public Tensor? GradHidden { get; }
+        /// <summary>Log-sum-exp and token NLL of the span's logits.</summary>
+        public void Forward(RowSpan span, Tensor lse, Tensor nll) =>
+            plan.Rows.Forward(_logits, Targets(span), lse.narrow(0, span.Start, span.Length), nll.narrow(0, span.Start, span.Length));
 
-        public Tensor? GradWeight { get; }
-
-        /// <param name="activeRows">Row index of each active row.</param>
-        /// <param name="activeTargets">Target of each active row.</param>
-        /// <param name="lse">Log-sum-exp of each active row.</param>
-        /// <param name="coefficients">d(output)/d(token NLL) of each active row.</param>
-        /// <param name="span">Which active rows.</param>
-        /// <param name="recompute">Form the chunk's logits again (false: the workspace still holds them).</param>
-        public void Add(Tensor activeRows, Tensor activeTargets, Tensor lse, Tensor coefficients, RowSpan span, bool recompute)
+        /// <summary>Turns the span's logits into <c>scale * (softmax - onehot)</c> in place (unscaled when <paramref name="scale"/> is null).</summary>
+        public Tensor SoftmaxMinusOneHot(RowSpan span, Tensor lse, Tensor? scale)
         {
-            using var scope = torch.NewDisposeScope();
-            var (h, logits) = recompute
-                ? _plan.ChunkLogits(_hidden, _weight, activeRows, span)
-                : _plan.ChunkLogitsInWorkspace(_hidden, activeRows, span, _weight.shape[0]);
-            var g = coefficients.narrow(0, span.Start, span.Length);
-            var fold = _plan.Placement == CoefficientPlacement.HiddenRows;
-            var rowScale = fold ? _plan.Ones(span.Length, g.dtype, g.device) : g;
-            _plan.Rows.Backward(logits, activeTargets.narrow(0, span.Start, span.Length), lse.narrow(0, span.Start, span.Length), rowScale, logits);
-            var gCol = g.to(_hidden.dtype).unsqueeze(1);
-            if (GradWeight is not null)
-                GradWeight.addmm_(logits.t(), fold ? h * gCol : h, 1, 1);
-            if (GradHidden is not null)
-            {
-                var rows = _plan.Workspace("fused-grad-hidden", _hidden.dtype, _hidden.device, span.Length, _hidden.shape[1]);
-                rows.addmm_(logits, _weight, 0, 1);
-                if (fold) rows.mul_(gCol);
-                GradHidden.index_copy_(0, activeRows.narrow(0, span.Start, span.Length), rows);
-            }
+            var s = scale?.narrow(0, span.Start, span.Length) ?? plan.Ones(span.Length, lse.dtype, lse.device);
+            plan.Rows.Backward(_logits, Targets(span), lse.narrow(0, span.Start, span.Length), s, _logits);
+            return _logits;
         }
+
+        /// <summary>Writes <c>p W</c> into the span's rows of <paramref name="target"/> <c>[R, H]</c>.</summary>
+        public void AddHiddenRows(RowSpan span, Tensor p, Tensor target)
+        {
+            var rows = plan.Workspace("fused-hidden-rows", hidden.dtype, hidden.device, span.Length, hidden.shape[1]);
+            rows.addmm_(p, weight, 0, 1);
+            target.index_copy_(0, Rows(span), rows);
+        }
+
+        /// <summary><c>grad_W += pᵀ (g * h)</c>: the coefficients folded into the <c>[chunk, H]</c> hidden rows.</summary>
+        public static void AddWeightRows(Tensor p, Tensor h, Tensor g, Tensor gradWeight) =>
+            gradWeight.addmm_(p.t(), h * g.to(h.dtype).unsqueeze(1), 1, 1);
+
+        private Tensor Rows(RowSpan span) => activeRows.narrow(0, span.Start, span.Length);
+
+        private Tensor Targets(RowSpan span) => activeTargets.narrow(0, span.Start, span.Length);
     }
 }
 
@@ -225,13 +242,11 @@ internal sealed class FusedRowPlan
     private readonly LossWorkspaces _workspaces;
 
     /// <summary>How the function schedules its gradient work.</summary>
-    /// <param name="Schedule">Gradient in the forward pass (whole-group chunks) or recomputed in the backward pass.</param>
-    /// <param name="Placement">Where each row's coefficient is applied.</param>
+    /// <param name="Schedule">Gradient work folded into the forward pass or recomputed in the backward pass.</param>
     /// <param name="NeedsHiddenGradient">Whether to form <c>grad_hidden</c>.</param>
     /// <param name="NeedsWeightGradient">Whether to form <c>grad_W</c> (not for a frozen output layer).</param>
-    /// <param name="Coefficients">d(loss)/d(token NLL) <c>[R]</c> for given token NLLs <c>[R]</c>; used by <see cref="FusedGradientSchedule.GroupsInForward"/>.</param>
-    internal sealed record Settings(FusedGradientSchedule Schedule, CoefficientPlacement Placement, bool NeedsHiddenGradient, bool NeedsWeightGradient,
-        Func<Tensor, Tensor> Coefficients);
+    /// <param name="Coefficients">d(loss)/d(token NLL) <c>[R]</c> for given token NLLs <c>[R]</c>; used by <see cref="FusedGradientSchedule.FoldedInForward"/>.</param>
+    internal sealed record Settings(FusedGradientSchedule Schedule, bool NeedsHiddenGradient, bool NeedsWeightGradient, Func<Tensor, Tensor> Coefficients);
 
     private FusedRowPlan(long[] activeRows, long[] activeTargets, GroupPack[] packs, int chunkRows, ILogitRowLoss rows, LossWorkspaces workspaces, Settings settings)
     {
@@ -241,7 +256,7 @@ internal sealed class FusedRowPlan
         ChunkRows = chunkRows;
         Rows = rows;
         _workspaces = workspaces;
-        (Schedule, Placement, NeedsHiddenGradient, NeedsWeightGradient, Coefficients) = settings;
+        (Schedule, NeedsHiddenGradient, NeedsWeightGradient, Coefficients) = settings;
     }
 
     /// <summary>Row index <c>n·T + t</c> of every token in the loss, grouped by query.</summary>
@@ -259,8 +274,6 @@ internal sealed class FusedRowPlan
     public ILogitRowLoss Rows { get; }
 
     public FusedGradientSchedule Schedule { get; }
-
-    public CoefficientPlacement Placement { get; }
 
     public bool NeedsHiddenGradient { get; }
 
@@ -314,21 +327,6 @@ internal sealed class FusedRowPlan
             chunks[c] = new RowSpan(s, Math.Min(ChunkRows, span.Start + span.Length - s));
         }
         return chunks;
-    }
-
-    /// <summary>Gathers the span's hidden rows and forms their logits <c>h Wᵀ</c> in the logits workspace.</summary>
-    public (Tensor Hidden, Tensor Logits) ChunkLogits(Tensor hidden, Tensor weight, Tensor activeRows, RowSpan span)
-    {
-        var (h, logits) = ChunkLogitsInWorkspace(hidden, activeRows, span, weight.shape[0]);
-        logits.addmm_(h, weight.t(), 0, 1);
-        return (h, logits);
-    }
-
-    /// <summary>The span's hidden rows and the logits workspace as the last <see cref="ChunkLogits"/> of the same span left it.</summary>
-    public (Tensor Hidden, Tensor Logits) ChunkLogitsInWorkspace(Tensor hidden, Tensor activeRows, RowSpan span, long vocabulary)
-    {
-        var h = hidden.index_select(0, activeRows.narrow(0, span.Start, span.Length));
-        return (h, Workspace("fused-logits", hidden.dtype, hidden.device, span.Length, vocabulary));
     }
 
     /// <summary>A <c>[rows, columns]</c> view of a named workspace buffer (contents undefined).</summary>

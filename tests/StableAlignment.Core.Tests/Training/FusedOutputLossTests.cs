@@ -10,7 +10,7 @@ namespace StableAlignment.Core.Tests.Training;
 /// <see cref="ContrastivePreferenceLoss.ComputeFromHidden"/> against the float64 oracle with logits = H·Wᵀ formed in the
 /// oracle: loss, per-response and per-group terms, grad_hidden and grad_W, over random shapes, chunk sizes that do and
 /// do not divide the rows in the loss (so groups straddle chunk borders, and groups exceed a chunk), both gradient
-/// schedules and coefficient placements; and against <see cref="ContrastivePreferenceLoss.Compute"/> on materialised logits.
+/// schedules; and against <see cref="ContrastivePreferenceLoss.Compute"/> on materialised logits.
 /// </summary>
 public sealed class FusedOutputLossTests
 {
@@ -54,17 +54,16 @@ public sealed class FusedOutputLossTests
         && Close(got.GradWeight, want.GradWeight, rtol, atol)
         && got.BestHasLowestNll.SequenceEqual(want.Terms.BestHasLowestNll);
 
-    private static readonly Gen<(int ChunkRows, FusedGradientSchedule Schedule, CoefficientPlacement Placement)> ChunkingGen =
+    private static readonly Gen<(int ChunkRows, FusedGradientSchedule Schedule)> ChunkingGen =
         from chunkRows in Gen.Choose(1, 12)
-        from schedule in Gen.Elements(FusedGradientSchedule.GroupsInForward, FusedGradientSchedule.RecomputeInBackward)
-        from placement in Gen.Elements(CoefficientPlacement.LogitRows, CoefficientPlacement.HiddenRows)
-        select (chunkRows, schedule, placement);
+        from schedule in Gen.Elements(FusedGradientSchedule.FoldedInForward, FusedGradientSchedule.RecomputeInBackward)
+        select (chunkRows, schedule);
 
     [FsCheck.Xunit.Property(MaxTest = 120)]
     public Property Float64_loss_and_both_gradients_match_the_oracle_for_any_chunking() =>
         Prop.ForAll(LossCases.AnyHidden().ToArbitrary(), OptionsGen.ToArbitrary(), ChunkingGen.ToArbitrary(), (c, o, chunking) =>
         {
-            using var loss = new ContrastivePreferenceLoss(o) { FusedChunkRows = chunking.ChunkRows, FusedSchedule = chunking.Schedule, FusedPlacement = chunking.Placement };
+            using var loss = new ContrastivePreferenceLoss(o) { FusedChunkRows = chunking.ChunkRows, FusedSchedule = chunking.Schedule };
             var got = RunFused(c, loss, ScalarType.Float64);
             return MatchesOracle(got, PreferenceLossOracle.Compute(c, o), 1e-9, 1e-12).Label($"{c} {o} {chunking}");
         });
@@ -126,13 +125,13 @@ public sealed class FusedOutputLossTests
     [InlineData(false)]
     public void A_gradient_that_also_flows_through_response_nll_or_is_scaled_is_exact(bool gradientInForward)
     {
-        var schedule = gradientInForward ? FusedGradientSchedule.GroupsInForward : FusedGradientSchedule.RecomputeInBackward;
+        var schedule = gradientInForward ? FusedGradientSchedule.FoldedInForward : FusedGradientSchedule.RecomputeInBackward;
         var c = LossCases.BuildHidden(n: 5, t: 4, h: 3, v: 11, groupCount: 2, integerRatings: true, seed: 8);
         var o = new ContrastivePreferenceOptions();
         using var loss = new ContrastivePreferenceLoss(o) { FusedChunkRows = 3, FusedSchedule = schedule };
         var want = PreferenceLossOracle.Compute(c, o);
 
-        // Loss / 4: a multiple of the gradient a GroupsInForward pass prepared, so it only rescales.
+        // Loss / 4: a multiple of the gradient the forward pass prepared, so it only rescales.
         var scaled = RunFused(c, loss, ScalarType.Float64, r => r.Loss / 4);
         Assert.True(Close(scaled.GradHidden, want.GradHidden.Select(g => g / 4).ToArray(), 1e-9, 1e-12));
         Assert.True(Close(scaled.GradWeight, want.GradWeight.Select(g => g / 4).ToArray(), 1e-9, 1e-12));
