@@ -32,18 +32,8 @@ internal static class GpuCheck
         var failures = 0;
         foreach (var c in KernelCheck.Cases(131_072))
         {
-            string row;
-            try
-            {
-                var o = KernelCheck.Run(device, c);
-                if (!o.Passed) failures++;
-                row = $"{o.Loss:G3} | {o.Nll:G3} | {o.Terms:G3} | {o.Grad:G3} | {(o.RankingAgrees ? "same" : "DIFFERS")} | {(o.Passed ? "pass" : "FAIL")}";
-            }
-            catch (Exception e) when (e is CudaException or ArgumentException)
-            {
-                failures++;
-                row = $"- | - | - | - | - | FAIL: {e.Message}";
-            }
+            var row = Row(() => KernelCheck.Run(device, c), ref failures,
+                o => $"{o.Loss:G3} | {o.Nll:G3} | {o.Terms:G3} | {o.Grad:G3} | {(o.RankingAgrees ? "same" : "DIFFERS")}", "- | - | - | - | -");
             Console.WriteLine($"| {c.Name} | {c.Type} | {c.N}×{c.T}×{c.V} | {row}");
         }
 
@@ -55,18 +45,7 @@ internal static class GpuCheck
         {
             foreach (var chunkRows in new[] { 1, 7, 64 })
             {
-                string row;
-                try
-                {
-                    var o = KernelCheck.RunFusedChunks(device, c, chunkRows);
-                    if (!o.Passed) failures++;
-                    row = $"{o.Nll:G3} | {o.Grad:G3} | {(o.Passed ? "pass" : "FAIL")}";
-                }
-                catch (Exception e) when (e is CudaException or ArgumentException)
-                {
-                    failures++;
-                    row = $"- | - | FAIL: {e.Message}";
-                }
+                var row = Row(() => KernelCheck.RunFusedChunks(device, c, chunkRows), ref failures, o => $"{o.Nll:G3} | {o.Grad:G3}", "- | -");
                 Console.WriteLine($"| {c.Name} | {c.Type} | {c.N}×{c.T}×{c.V} | {chunkRows} | {row}");
             }
         }
@@ -81,6 +60,22 @@ internal static class GpuCheck
         if (!ok) failures++;
         Console.WriteLine($"\nHost-array API end to end: loss {got.Loss:G7} vs reference {want.Loss:G7}: {(ok ? "pass" : "FAIL")}");
         return failures;
+    }
+
+    /// <summary>A table row for one check: its figures and pass/FAIL, or the error; counts failures.</summary>
+    private static string Row(Func<KernelCheck.Outcome> check, ref int failures, Func<KernelCheck.Outcome, string> figures, string noFigures)
+    {
+        try
+        {
+            var o = check();
+            if (!o.Passed) failures++;
+            return $"{figures(o)} | {(o.Passed ? "pass" : "FAIL")}";
+        }
+        catch (Exception e) when (e is CudaException or ArgumentException)
+        {
+            failures++;
+            return $"{noFigures} | FAIL: {e.Message}";
+        }
     }
 
     private static void Timings(CudaKernelDevice device, int reps)
@@ -151,28 +146,47 @@ internal static class GpuCheck
         var coefficients = owned.Upload(Enumerable.Range(0, rows).Select(i => 1f / rows).ToArray());
         var ones = owned.Upload(Enumerable.Repeat(1f, rows).ToArray());
         var kernels = new PreferenceKernels(device);
+        return TimeTwoParts(device, reps,
+            () => kernels.RowForward(inputs, lse, tokenNll, badRow),
+            () => kernels.Backward(inputs, lse, coefficients, ones, 0, 0, logits),
+            // The backward pass overwrites the logits with their gradient; refill them untimed (the real chunk comes from a matmul).
+            beforeEach: () => FillRandom(device, logits, bytes, type));
+    }
+
+    /// <summary>
+    /// Medians of (first part, second part, both) over <paramref name="reps"/> runs timed with CUDA events, after three
+    /// untimed runs and <paramref name="afterWarmup"/>; <paramref name="beforeEach"/> runs untimed before every run.
+    /// </summary>
+    private static (double First, double Second, double Total) TimeTwoParts(CudaKernelDevice device, int reps, Action first, Action second,
+        Action? beforeEach = null, Action? afterWarmup = null)
+    {
+        for (var i = 0; i < 3; i++)
+        {
+            beforeEach?.Invoke();
+            first();
+            second();
+        }
+        device.Synchronize();
+        afterWarmup?.Invoke();
         using var e0 = new CudaEvent();
         using var e1 = new CudaEvent();
         using var e2 = new CudaEvent();
-        var fwd = new List<double>();
-        var bwd = new List<double>();
+        var one = new List<double>();
+        var two = new List<double>();
         var total = new List<double>();
-        for (var r = -3; r < reps; r++)
+        for (var r = 0; r < reps; r++)
         {
-            // The backward pass overwrites the logits with their gradient; refill them untimed (the real chunk comes from a matmul).
-            if (r > -3) FillRandom(device, logits, bytes, type);
+            beforeEach?.Invoke();
             e0.Record();
-            kernels.RowForward(inputs, lse, tokenNll, badRow);
+            first();
             e1.Record();
-            kernels.Backward(inputs, lse, coefficients, ones, 0, 0, logits);
+            second();
             e2.Record();
-            device.Synchronize();
-            if (r < 0) continue;
             total.Add(e2.ElapsedSince(e0));
-            fwd.Add(e1.ElapsedSince(e0));
-            bwd.Add(e2.ElapsedSince(e1));
+            one.Add(e1.ElapsedSince(e0));
+            two.Add(e2.ElapsedSince(e1));
         }
-        return (Median(fwd), Median(bwd), Median(total));
+        return (Median(one), Median(two), Median(total));
     }
 
     private static (double Forward, double Backward, double Total) TimeOne(CudaKernelDevice device, CudaLogitsType type, int n, int t, int v, int reps)
@@ -193,31 +207,10 @@ internal static class GpuCheck
         using var workspace = new LossWorkspace(device, n, t, 2);
         var o = workspace.Buffers;
         var kernels = new PreferenceKernels(device);
-        void Step(CudaEvent? a, CudaEvent? b, CudaEvent? c)
-        {
-            a?.Record();
-            kernels.Forward(inputs, o, options);
-            b?.Record();
-            kernels.Backward(inputs, o.Lse, o.Coeff, o.Norm, 0, 0, grad);
-            c?.Record();
-        }
-        for (var i = 0; i < 3; i++) Step(null, null, null);
-        device.Synchronize();
-        workspace.Read().ThrowIfInvalid(t, v);
-        using var e0 = new CudaEvent();
-        using var e1 = new CudaEvent();
-        using var e2 = new CudaEvent();
-        var fwd = new List<double>();
-        var bwd = new List<double>();
-        var total = new List<double>();
-        for (var r = 0; r < reps; r++)
-        {
-            Step(e0, e1, e2);
-            total.Add(e2.ElapsedSince(e0));
-            fwd.Add(e1.ElapsedSince(e0));
-            bwd.Add(e2.ElapsedSince(e1));
-        }
-        return (Median(fwd), Median(bwd), Median(total));
+        return TimeTwoParts(device, reps,
+            () => kernels.Forward(inputs, o, options),
+            () => kernels.Backward(inputs, o.Lse, o.Coeff, o.Norm, 0, 0, grad),
+            afterWarmup: () => workspace.Read().ThrowIfInvalid(t, v));
     }
 
     /// <summary>Median device-to-device copy bandwidth over a 2 GiB buffer, counting bytes read plus written.</summary>

@@ -14,13 +14,7 @@ namespace StableAlignment.Core.Tests.Training;
 /// </summary>
 public sealed class FusedOutputLossTests
 {
-    private static readonly Gen<ContrastivePreferenceOptions> OptionsGen =
-        from reduction in Gen.Elements(RankingReduction.HingeOfMean, RankingReduction.MeanOfHinges, RankingReduction.HingeOfMax)
-        from norm in Gen.Elements(LengthNormalization.TokenMean, LengthNormalization.Sum)
-        from sftOnly in Gen.Elements(false, false, true)
-        from margin in Gen.Elements(0.0, 1.0, 10.0)
-        from weight in Gen.Elements(0.2, 1.0)
-        select new ContrastivePreferenceOptions { Reduction = reduction, LengthNormalization = norm, SftOnly = sftOnly, Margin = margin, RankingWeight = weight };
+    private static Gen<ContrastivePreferenceOptions> OptionsGen => ContrastivePreferenceLossTests.OptionsGen;
 
     /// <summary>What a fused run gives, as float64 host arrays.</summary>
     internal sealed record FusedRun(double Loss, double[] Nll, double[] Sft, double[] Rank, bool?[] BestHasLowestNll, double[] GradHidden, double[] GradWeight);
