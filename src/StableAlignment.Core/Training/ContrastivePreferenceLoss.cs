@@ -113,20 +113,22 @@ public sealed class ContrastivePreferenceLoss : IPreferenceLoss, IDisposable
     /// <summary>
     /// The loss of the logits <c>hidden @ outputWeightᵀ</c> without ever forming them for the whole batch: the output
     /// projection and the loss are fused and walk the rows in the loss one bounded chunk at a time (Liger-Kernel's
-    /// fused linear losses, Apple's Cut Cross-Entropy), with chunks of whole groups so that each group's gradient
-    /// coefficients are known inside its chunk. Same options, validation and result as <see cref="Compute"/>;
+    /// fused linear losses, Apple's Cut Cross-Entropy). Same options, validation and result as <see cref="Compute"/>;
     /// backward gives gradients to <paramref name="hidden"/> and <paramref name="outputWeight"/>.
     /// </summary>
     /// <remarks>
     /// <para>Extra memory beyond the inputs and their gradients is O(chunk × V + N·T): one reused
     /// <c>[chunk, V]</c> workspace (see <see cref="FusedChunkRows"/>) and a few values per token. Tokens outside the
     /// loss (masked prompts) cost nothing.</para>
+    /// <para>Each token's gradient coefficient is folded into <c>[chunk, H]</c> rows: the forward pass prepares the
+    /// hidden-state gradient rows <c>(softmax - onehot) W</c> while a chunk's logits are at hand, and the backward pass
+    /// scales them, exactly for any incoming gradient (also through <see cref="PreferenceLossResult.ResponseNll"/>). A
+    /// trainable output weight has its chunks recomputed in the backward pass, and its gradient is accumulated straight
+    /// into <c>outputWeight.grad</c> when it is a leaf (as <c>backward()</c> would; <c>torch.autograd.grad</c> with respect
+    /// to it is not supported), so no second weight-sized buffer appears.</para>
     /// <para>float32, bfloat16 (accumulated in float32) and float64, on the CPU; on CUDA the matmuls are TorchSharp's
     /// and the per-chunk loss work runs in the hand-written kernels (<see cref="Cuda.CudaContrastivePreferenceLoss"/>'s)
     /// when they are available, in TorchSharp operations otherwise.</para>
-    /// <para>When gradients are enabled, the forward pass already accumulates the gradient the loss will ask for,
-    /// so the backward pass only rescales it; a backward pass that brings another gradient (for example through
-    /// <see cref="PreferenceLossResult.ResponseNll"/>) recomputes the chunks and is exact too.</para>
     /// </remarks>
     /// <param name="hidden">The final-norm output <c>[N, T, H]</c>; <c>hidden[n, t]</c> predicts <c>targets[n, t]</c>.</param>
     /// <param name="outputWeight">The output projection or tied embedding <c>[V, H]</c>, of the type and device of <paramref name="hidden"/>.</param>
@@ -145,8 +147,7 @@ public sealed class ContrastivePreferenceLoss : IPreferenceLoss, IDisposable
         var needsHidden = hidden.requires_grad && torch.is_grad_enabled();
         var needsWeight = outputWeight.requires_grad && torch.is_grad_enabled();
         var chunkRows = FusedChunkRows > 0 ? FusedChunkRows : (int)Math.Clamp(DefaultFusedChunkBytes / ((long)inputs.Vocabulary * hidden.ElementSize), 1, 1 << 16);
-        var plan = FusedRowPlan.Create(inputs, chunkRows, FusedRowsFor(hidden), _workspaces, new FusedRowPlan.Settings(
-            FusedSchedule, needsHidden, needsWeight, tokenNll => TokenCoefficients(inputs, tokenNll)));
+        var plan = FusedRowPlan.Create(inputs, chunkRows, FusedRowsFor(hidden), _workspaces, new FusedRowPlan.Settings(FusedSchedule, needsHidden, needsWeight));
         var tokenNll = FusedLinearPreferenceFunction.Apply(
             hidden.reshape(inputs.Responses * (long)inputs.Tokens, hidden.shape[2]),
             outputWeight,
@@ -191,16 +192,6 @@ public sealed class ContrastivePreferenceLoss : IPreferenceLoss, IDisposable
             _kernelRows = new KernelLogitRowLoss(new PreferenceKernels(_kernelDevice), _workspaces);
             return _kernelRows;
         }
-    }
-
-    /// <summary>d(loss)/d(token NLL) <c>[R]</c> at the given token NLLs, by autograd through the same group terms.</summary>
-    private Tensor TokenCoefficients(PreferenceInputs inputs, Tensor tokenNll)
-    {
-        using var scope = torch.NewDisposeScope();
-        using var grad = torch.enable_grad(true);
-        var leaf = tokenNll.detach().requires_grad_(true);
-        var (loss, _, _, _) = GroupTerms(inputs, leaf);
-        return torch.autograd.grad([loss], [leaf])[0].detach().MoveToOuterDisposeScope();
     }
 
     /// <summary>The result from token NLLs <c>[R]</c> (moved out of the caller's dispose scope).</summary>

@@ -154,7 +154,7 @@ internal sealed unsafe class HostLogitRowLoss(LossWorkspaces workspaces) : ILogi
                     var gs = g.Slice(o, len);
                     TensorPrimitives.Subtract(x.Slice(o, len), l, gs);
                     TensorPrimitives.Exp<T>(gs, gs);
-                    TensorPrimitives.Multiply(gs, s, gs);
+                    if (s != T.One) TensorPrimitives.Multiply(gs, s, gs); // unscaled rows (folded coefficients) skip the pass
                 }
                 g[(int)targets[r]] -= s;
             }

@@ -9,8 +9,7 @@ namespace StableAlignment.Core.Tests.Training;
 /// <summary>
 /// <see cref="ContrastivePreferenceLoss.ComputeFromHidden"/> against the float64 oracle with logits = H·Wᵀ formed in the
 /// oracle: loss, per-response and per-group terms, grad_hidden and grad_W, over random shapes, chunk sizes that do and
-/// do not divide the rows in the loss (so groups straddle chunk borders, and groups exceed a chunk), both gradient
-/// schedules; and against <see cref="ContrastivePreferenceLoss.Compute"/> on materialised logits.
+/// do not divide the rows in the loss (so groups straddle chunk borders), both gradient schedules; and against <see cref="ContrastivePreferenceLoss.Compute"/> on materialised logits.
 /// </summary>
 public sealed class FusedOutputLossTests
 {
@@ -169,6 +168,22 @@ public sealed class FusedOutputLossTests
         using var evaluated = loss.ComputeFromHidden(hidden, weight, targets, torch.tensor(c.Groups), torch.tensor(c.Ratings));
         Assert.False(evaluated.Loss.requires_grad);
         Assert.Equal(want.Terms.Loss, evaluated.Loss.item<double>(), 10);
+    }
+
+    [Fact]
+    public void A_weight_that_is_itself_computed_gets_its_gradient_through_autograd()
+    {
+        var c = LossCases.BuildHidden(n: 4, t: 3, h: 5, v: 17, groupCount: 2, integerRatings: true, seed: 3);
+        using var loss = new ContrastivePreferenceLoss { FusedChunkRows = 5 };
+        using var scope = torch.NewDisposeScope();
+        var hidden = torch.tensor(c.Hidden, [c.N, c.T, c.H]).requires_grad_(true);
+        var source = torch.tensor(c.Weight, [c.V, c.H]).requires_grad_(true);
+        using var result = loss.ComputeFromHidden(hidden, source * 2, torch.tensor(c.Targets, [c.N, c.T]), torch.tensor(c.Groups), torch.tensor(c.Ratings),
+            torch.tensor(c.Mask, [c.N, c.T]));
+        result.Loss.backward();
+        var want = PreferenceLossOracle.Compute(c with { Weight = c.Weight.Select(w => 2 * w).ToArray() }, new ContrastivePreferenceOptions());
+        Assert.True(Close(D(source.grad!), want.GradWeight.Select(g => 2 * g).ToArray(), 1e-9, 1e-12));
+        Assert.True(Close(D(hidden.grad!), want.GradHidden, 1e-9, 1e-12));
     }
 
     [Fact]
