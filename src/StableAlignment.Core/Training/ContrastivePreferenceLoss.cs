@@ -61,7 +61,8 @@ public sealed class ContrastivePreferenceLoss : IPreferenceLoss, IDisposable
     /// costs more than the arithmetic on these machines. It applies only when the logits are the contiguous,
     /// non-leaf output of another operation (say the model's output layer) and require a gradient; a leaf tensor
     /// always gets a new gradient. Use it only when nothing reads the logits after the backward pass: afterwards they
-    /// hold the gradient, and autograd refuses a second backward pass through them (they count as modified in place).
+    /// hold the gradient, and autograd refuses a second backward pass through them (they count as modified in place; in
+    /// TorchSharp 0.107 that refusal, like any error inside a custom backward, ends the process).
     /// Default <see langword="false"/>; the trainer turns it on for its own logits.
     /// </summary>
     public bool OverwriteLogitsWithGradient { get; init; }
