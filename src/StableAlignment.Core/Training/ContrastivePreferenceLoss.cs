@@ -1,4 +1,3 @@
-using StableAlignment.Core.Cuda;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -25,7 +24,7 @@ namespace StableAlignment.Core.Training;
 /// </remarks>
 public sealed class ContrastivePreferenceLoss : IPreferenceLoss, IDisposable
 {
-    /// <summary>Default logits workspace of <see cref="ComputeFromHidden"/>: 160 MB, about 263 rows at V = 151,936 (float32).</summary>
+    /// <summary>Default logits workspace of <see cref="ComputeFromHidden"/>: 160 MiB, 276 rows at V = 151,936 (float32).</summary>
     internal const long DefaultFusedChunkBytes = 160L << 20;
 
     private readonly LossWorkspaces _workspaces = new();
@@ -69,7 +68,7 @@ public sealed class ContrastivePreferenceLoss : IPreferenceLoss, IDisposable
 
     /// <summary>
     /// Rows of logits that <see cref="ComputeFromHidden"/> forms at once; 0 (the default) for as many as fit in
-    /// 160 MB (263 rows at V = 151,936 in float32, 1,310 at V = 32,000). Its extra memory is about this many rows
+    /// 160 MiB (276 rows at V = 151,936 in float32, 1,310 at V = 32,000). Its extra memory is about this many rows
     /// times V elements, whatever the batch.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">The value is negative.</exception>
@@ -128,7 +127,7 @@ public sealed class ContrastivePreferenceLoss : IPreferenceLoss, IDisposable
     /// into <c>outputWeight.grad</c> when it is a leaf (as <c>backward()</c> would; <c>torch.autograd.grad</c> with respect
     /// to it is not supported), so no second weight-sized buffer appears.</para>
     /// <para>float32, bfloat16 (accumulated in float32) and float64, on the CPU; on CUDA the matmuls are TorchSharp's
-    /// and the per-chunk loss work runs in the hand-written kernels (<see cref="Cuda.CudaContrastivePreferenceLoss"/>'s)
+    /// and the per-chunk loss work runs in the hand-written kernels (<see cref="CudaContrastivePreferenceLoss"/>'s)
     /// when they are available, in TorchSharp operations otherwise.</para>
     /// </remarks>
     /// <param name="hidden">The final-norm output <c>[N, T, H]</c>; <c>hidden[n, t]</c> predicts <c>targets[n, t]</c>.</param>

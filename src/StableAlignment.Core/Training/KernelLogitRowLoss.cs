@@ -1,4 +1,3 @@
-using StableAlignment.Core.Cuda;
 using TorchSharp;
 using static TorchSharp.torch;
 

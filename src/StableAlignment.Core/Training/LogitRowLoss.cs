@@ -1,5 +1,4 @@
 using System.Numerics;
-using StableAlignment.Core.Cuda;
 using TorchSharp;
 using static TorchSharp.torch;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
