@@ -12,19 +12,29 @@ namespace StableAlignment.Core.Models;
 /// <remarks>
 /// The layer's parameters are passed as inputs of the function, so its output requires a gradient whenever any of
 /// them does (a frozen embedding under LoRA must not cut the adapters off, as it does with PyTorch's reentrant
-/// checkpoint), and their gradients reach them through autograd like any other input's. The layers have no dropout
-/// or other randomness, so the recomputation is the same computation and the gradients are those of the run
-/// without checkpointing.
+/// checkpoint), and their gradients reach them through autograd like any other input's. The only randomness in a
+/// layer is LoRA's dropout while training; on the CPU the default generator's state is saved before the forward
+/// pass and restored for the recomputation (and put back afterwards), so the recomputation draws the same masks and
+/// the gradients are those of the run without checkpointing. TorchSharp exposes no CUDA generator state, so on
+/// other devices a layer with active dropout is not checkpointed (<see cref="Reproducible"/>).
 /// </remarks>
 internal sealed class ActivationCheckpoint : autograd.SingleTensorFunction<ActivationCheckpoint>
 {
     private const string LayerKey = "layer";
+    private const string GeneratorKey = "generator";
 
     /// <summary>The layer, its index and its parameters, in the order they follow the tensors in the arguments.</summary>
     private sealed record Layer(DecoderLayer Module, int Index, Tensor[] Parameters);
 
     /// <inheritdoc />
     public override string Name => "StableAlignmentActivationCheckpoint";
+
+    /// <summary>
+    /// Whether recomputing <paramref name="layer"/> on <paramref name="x"/> repeats its forward pass exactly: on the CPU
+    /// always (the generator state is restored), elsewhere only when nothing in it draws random numbers.
+    /// </summary>
+    public static bool Reproducible(DecoderLayer layer, Tensor x) =>
+        x.device.type == DeviceType.CPU || !layer.training || !layer.modules().OfType<LoraLinear>().Any(l => l.Dropout > 0);
 
     /// <summary>Runs <paramref name="layer"/> on <paramref name="x"/>, to be recomputed in the backward pass.</summary>
     public static Tensor Apply(DecoderLayer layer, int index, Tensor x, Tensor cos, Tensor sin)
@@ -45,6 +55,8 @@ internal sealed class ActivationCheckpoint : autograd.SingleTensorFunction<Activ
         var layer = (Layer)vars[3];
         ctx.save_for_backward([x, cos, sin]);
         ctx.save_data(LayerKey, layer);
+        // Kept as bytes: a tensor made here would belong to the caller's dispose scope, gone before the backward pass.
+        using (var state = torch.Generator.Default.get_state()) ctx.save_data(GeneratorKey, state.data<byte>().ToArray());
         return layer.Module.Forward(x, cos, sin, null, layer.Index); // autograd is off inside forward
     }
 
@@ -60,7 +72,10 @@ internal sealed class ActivationCheckpoint : autograd.SingleTensorFunction<Activ
         using (torch.enable_grad(true))
         {
             var input = x.detach().requires_grad_(x.requires_grad);
+            var current = torch.Generator.Default.get_state();
+            torch.Generator.Default.set_state(torch.tensor((byte[])ctx.get_data(GeneratorKey)));
             var output = layer.Module.Forward(input, cos, sin, null, layer.Index);
+            torch.Generator.Default.set_state(current);
             var wanted = new List<(int Slot, Tensor Tensor)>();
             if (x.requires_grad) wanted.Add((0, input));
             for (var i = 0; i < layer.Parameters.Length; i++)

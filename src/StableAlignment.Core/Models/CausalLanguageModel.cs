@@ -244,7 +244,7 @@ public sealed partial class CausalLanguageModel : nn.Module<Tensor, Tensor>
             var (cos, sin) = RotaryEmbedding.Angles(_config.HeadDim, past, inputIds.shape[1], _config.RopeTheta, x.dtype, x.device, _config.RopeScaling);
             var checkpoint = ActivationCheckpointing && cache is null && is_grad_enabled();
             for (var i = 0; i < _layers.Count; i++)
-                x = checkpoint ? ActivationCheckpoint.Apply(_layers[i], i, x, cos, sin) : _layers[i].Forward(x, cos, sin, cache, i);
+                x = checkpoint && ActivationCheckpoint.Reproducible(_layers[i], x) ? ActivationCheckpoint.Apply(_layers[i], i, x, cos, sin) : _layers[i].Forward(x, cos, sin, cache, i);
             return _norm.forward(x).MoveToOuterDisposeScope();
         }
     }

@@ -132,6 +132,39 @@ public sealed class FusedTrainingTests
     }
 
     [Fact]
+    public void Checkpointed_lora_layers_with_dropout_recompute_the_same_masks()
+    {
+        using var model = new CausalLanguageModel(Tiny, seed: 9);
+        model.AddLoraAdapters(new LoraOptions { Rank = 4, Dropout = 0.5 }, seed: 1);
+        using (no_grad())
+        {
+            // B starts at zero; made non-zero so the masks reach the output and A's gradient too.
+            foreach (var (name, p) in model.named_parameters())
+                if (name.Contains("lora_B", StringComparison.Ordinal)) p.normal_(0, 0.1);
+        }
+        model.train();
+        using var batch = new SyntheticPreferenceSource(1, 1, groups: 3).Batches(0).Single();
+        using var loss = new ContrastivePreferenceLoss();
+
+        float[][] Gradients(bool checkpoint, long seed)
+        {
+            model.ActivationCheckpointing = checkpoint;
+            model.zero_grad();
+            torch.manual_seed(seed);
+            using var scope = NewDisposeScope();
+            using var result = loss.Compute(model.forward(batch.InputIds), batch.Targets, batch.Groups, batch.Ratings, batch.LossMask);
+            result.Loss.backward();
+            return model.parameters().Where(p => p.requires_grad).Select(p => p.grad!.contiguous().data<float>().ToArray()).ToArray();
+        }
+
+        var plain = Gradients(checkpoint: false, seed: 42);
+        var otherMasks = Gradients(checkpoint: false, seed: 43);
+        Assert.Contains(Enumerable.Range(0, plain.Length), i => !plain[i].SequenceEqual(otherMasks[i])); // the masks matter
+        AssertClose(plain, Gradients(checkpoint: true, seed: 42), 1e-6, 1e-8);
+        model.ActivationCheckpointing = false;
+    }
+
+    [Fact]
     public void Training_with_activation_checkpointing_reaches_the_same_weights()
     {
         using var plainModel = new CausalLanguageModel(Tiny, seed: 7);
