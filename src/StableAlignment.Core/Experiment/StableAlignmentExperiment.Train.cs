@@ -100,6 +100,7 @@ public sealed partial class StableAlignmentExperiment
                 Lora = lora,
                 TrainableParameters = model.TrainableParameterCount,
                 Parameters = model.ParameterCount,
+                PeakResidentBytes = report.PeakResidentBytes,
             });
             Backends.Plots?.Training(TrainingHistory.Read(metrics), metrics);
         }
