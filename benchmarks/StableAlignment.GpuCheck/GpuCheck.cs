@@ -32,19 +32,22 @@ internal static class GpuCheck
         var failures = 0;
         foreach (var c in KernelCheck.Cases(131_072))
         {
-            string row;
-            try
-            {
-                var o = KernelCheck.Run(device, c);
-                if (!o.Passed) failures++;
-                row = $"{o.Loss:G3} | {o.Nll:G3} | {o.Terms:G3} | {o.Grad:G3} | {(o.RankingAgrees ? "same" : "DIFFERS")} | {(o.Passed ? "pass" : "FAIL")}";
-            }
-            catch (Exception e) when (e is CudaException or ArgumentException)
-            {
-                failures++;
-                row = $"- | - | - | - | - | FAIL: {e.Message}";
-            }
+            var row = Row(() => KernelCheck.Run(device, c), ref failures,
+                o => $"{o.Loss:G3} | {o.Nll:G3} | {o.Terms:G3} | {o.Grad:G3} | {(o.RankingAgrees ? "same" : "DIFFERS")}", "- | - | - | - | -");
             Console.WriteLine($"| {c.Name} | {c.Type} | {c.N}×{c.T}×{c.V} | {row}");
+        }
+
+        // The kernels on chunks of rows, as the fused output layer runs them (row forward, then backward in place).
+        Console.WriteLine("\n## Kernels on fused-output-layer chunks (rows in the loss, chunk sizes not dividing them, backward in place)\n");
+        Console.WriteLine("| case | dtype | N×T×V | chunk rows | token NLL | grad rows | result |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
+        foreach (var c in KernelCheck.Cases(131_072))
+        {
+            foreach (var chunkRows in new[] { 1, 7, 64 })
+            {
+                var row = Row(() => KernelCheck.RunFusedChunks(device, c, chunkRows), ref failures, o => $"{o.Nll:G3} | {o.Grad:G3}", "- | -");
+                Console.WriteLine($"| {c.Name} | {c.Type} | {c.N}×{c.T}×{c.V} | {chunkRows} | {row}");
+            }
         }
 
         // The public host-array path end to end (upload, three launches, checks, download).
@@ -57,6 +60,22 @@ internal static class GpuCheck
         if (!ok) failures++;
         Console.WriteLine($"\nHost-array API end to end: loss {got.Loss:G7} vs reference {want.Loss:G7}: {(ok ? "pass" : "FAIL")}");
         return failures;
+    }
+
+    /// <summary>A table row for one check: its figures and pass/FAIL, or the error; counts failures.</summary>
+    private static string Row(Func<KernelCheck.Outcome> check, ref int failures, Func<KernelCheck.Outcome, string> figures, string noFigures)
+    {
+        try
+        {
+            var o = check();
+            if (!o.Passed) failures++;
+            return $"{figures(o)} | {(o.Passed ? "pass" : "FAIL")}";
+        }
+        catch (Exception e) when (e is CudaException or ArgumentException)
+        {
+            failures++;
+            return $"{noFigures} | FAIL: {e.Message}";
+        }
     }
 
     private static void Timings(CudaKernelDevice device, int reps)
@@ -82,6 +101,92 @@ internal static class GpuCheck
                 csv.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{(type == CudaLogitsType.Fp32 ? "float32" : "bfloat16")},{v},{total:F4}"));
             }
         }
+        FusedChunkTimings(device, reps, copy);
+    }
+
+    /// <summary>
+    /// The kernels' part of one fused-output-layer chunk: row forward, then backward in place with per-row
+    /// coefficients, at the chunk shapes the library uses (160 MiB of float32 logits: 276 rows at V = 151,936;
+    /// 1,310 at V = 32,000). Writes gpu-check-fused-timings.csv for gpu-check.sh, which times the chunk's three
+    /// matmuls in PyTorch and prints the kernels' share of the chunk.
+    /// </summary>
+    private static void FusedChunkTimings(CudaKernelDevice device, int reps, double copy)
+    {
+        Console.WriteLine($"\n## Fused-output-layer chunk: row forward + in-place backward (median of {reps} runs, CUDA events)\n");
+        Console.WriteLine("| dtype | chunk rows × V | forward ms | backward ms | total ms | actual traffic GB/s (read, read + write) | % of copy |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
+        using var csv = new StreamWriter("gpu-check-fused-timings.csv");
+        csv.WriteLine("dtype,rows,V,kernels_ms");
+        foreach (var type in new[] { CudaLogitsType.Fp32, CudaLogitsType.Bf16 })
+        {
+            foreach (var (rows, v) in new[] { (276, 151_936), (1310, 32_000) })
+            {
+                var (fwd, bwd, total) = TimeFusedChunk(device, type, rows, v, reps);
+                var bytes = (double)rows * v * (type == CudaLogitsType.Fp32 ? 4 : 2);
+                var actual = 3 * bytes / (total * 1e-3) / 1e9;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"| {type} | {rows} × {v} | {fwd:F3} | {bwd:F3} | {total:F3} | {actual:F0} | {100 * actual / copy:F0}% |"));
+                csv.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{(type == CudaLogitsType.Fp32 ? "float32" : "bfloat16")},{rows},{v},{total:F4}"));
+            }
+        }
+    }
+
+    private static (double Forward, double Backward, double Total) TimeFusedChunk(CudaKernelDevice device, CudaLogitsType type, int rows, int v, int reps)
+    {
+        var bytes = (long)rows * v * (type == CudaLogitsType.Fp32 ? 4 : 2);
+        using var owned = new DeviceAllocations(device);
+        var logits = owned.Allocate(bytes);
+        FillRandom(device, logits, bytes, type);
+        var rng = new Random(6);
+        var targets = owned.Upload<long>(Enumerable.Range(0, rows).Select(_ => (long)rng.Next(v)).ToArray());
+        var inputs = new KernelInputs(logits, type, rows, 1, v, 1, targets, 0, 0, 0, new ContrastivePreferenceOptions().IgnoreIndex);
+        var lse = owned.Allocate(rows * 4L);
+        var tokenNll = owned.Allocate(rows * 4L);
+        var badRow = owned.Upload(new int[1]);
+        var coefficients = owned.Upload(Enumerable.Range(0, rows).Select(i => 1f / rows).ToArray());
+        var ones = owned.Upload(Enumerable.Repeat(1f, rows).ToArray());
+        var kernels = new PreferenceKernels(device);
+        return TimeTwoParts(device, reps,
+            () => kernels.RowForward(inputs, lse, tokenNll, badRow),
+            () => kernels.Backward(inputs, lse, coefficients, ones, 0, 0, logits),
+            // The backward pass overwrites the logits with their gradient; refill them untimed (the real chunk comes from a matmul).
+            beforeEach: () => FillRandom(device, logits, bytes, type));
+    }
+
+    /// <summary>
+    /// Medians of (first part, second part, both) over <paramref name="reps"/> runs timed with CUDA events, after three
+    /// untimed runs and <paramref name="afterWarmup"/>; <paramref name="beforeEach"/> runs untimed before every run.
+    /// </summary>
+    private static (double First, double Second, double Total) TimeTwoParts(CudaKernelDevice device, int reps, Action first, Action second,
+        Action? beforeEach = null, Action? afterWarmup = null)
+    {
+        for (var i = 0; i < 3; i++)
+        {
+            beforeEach?.Invoke();
+            first();
+            second();
+        }
+        device.Synchronize();
+        afterWarmup?.Invoke();
+        using var e0 = new CudaEvent();
+        using var e1 = new CudaEvent();
+        using var e2 = new CudaEvent();
+        var one = new List<double>();
+        var two = new List<double>();
+        var total = new List<double>();
+        for (var r = 0; r < reps; r++)
+        {
+            beforeEach?.Invoke();
+            e0.Record();
+            first();
+            e1.Record();
+            second();
+            e2.Record();
+            total.Add(e2.ElapsedSince(e0));
+            one.Add(e1.ElapsedSince(e0));
+            two.Add(e2.ElapsedSince(e1));
+        }
+        return (Median(one), Median(two), Median(total));
     }
 
     private static (double Forward, double Backward, double Total) TimeOne(CudaKernelDevice device, CudaLogitsType type, int n, int t, int v, int reps)
@@ -102,31 +207,10 @@ internal static class GpuCheck
         using var workspace = new LossWorkspace(device, n, t, 2);
         var o = workspace.Buffers;
         var kernels = new PreferenceKernels(device);
-        void Step(CudaEvent? a, CudaEvent? b, CudaEvent? c)
-        {
-            a?.Record();
-            kernels.Forward(inputs, o, options);
-            b?.Record();
-            kernels.Backward(inputs, o.Lse, o.Coeff, o.Norm, 0, 0, grad);
-            c?.Record();
-        }
-        for (var i = 0; i < 3; i++) Step(null, null, null);
-        device.Synchronize();
-        workspace.Read().ThrowIfInvalid(t, v);
-        using var e0 = new CudaEvent();
-        using var e1 = new CudaEvent();
-        using var e2 = new CudaEvent();
-        var fwd = new List<double>();
-        var bwd = new List<double>();
-        var total = new List<double>();
-        for (var r = 0; r < reps; r++)
-        {
-            Step(e0, e1, e2);
-            total.Add(e2.ElapsedSince(e0));
-            fwd.Add(e1.ElapsedSince(e0));
-            bwd.Add(e2.ElapsedSince(e1));
-        }
-        return (Median(fwd), Median(bwd), Median(total));
+        return TimeTwoParts(device, reps,
+            () => kernels.Forward(inputs, o, options),
+            () => kernels.Backward(inputs, o.Lse, o.Coeff, o.Norm, 0, 0, grad),
+            afterWarmup: () => workspace.Read().ThrowIfInvalid(t, v));
     }
 
     /// <summary>Median device-to-device copy bandwidth over a 2 GiB buffer, counting bytes read plus written.</summary>

@@ -74,6 +74,53 @@ internal static class KernelCheck
             want.BestHasLowestNll.SequenceEqual(got.BestHasLowestNll()));
     }
 
+    /// <summary>
+    /// The kernels as the fused output layer uses them (<c>KernelLogitRowLoss</c>): the rows in the loss gathered and cut
+    /// into chunks of <paramref name="chunkRows"/> (which need not divide them, so groups straddle chunk borders), the
+    /// row forward kernel on each chunk, then the backward kernel in place over the chunk with one "token" per row and
+    /// the oracle's d(loss)/d(token NLL) as each row's coefficient. Token NLLs and gradient rows are compared with the
+    /// float64 oracle; <see cref="Outcome.Loss"/> and <see cref="Outcome.Terms"/> are not part of this check (0).
+    /// </summary>
+    public static Outcome RunFusedChunks(IKernelDevice device, Case c, int chunkRows)
+    {
+        var batch = PreferenceTestBatch.Random(c.Seed, c.N, c.T, c.V, c.ExplicitMask);
+        var bf16 = c.Type == CudaLogitsType.Bf16;
+        var seen = bf16 ? Array.ConvertAll(batch.Logits, x => WidenBf16(NarrowBf16(x))) : batch.Logits;
+        var want = (batch with { Logits = seen }).Oracle(c.Options);
+        var mask = batch.Mask ?? Array.ConvertAll(batch.Targets, id => id != c.Options.IgnoreIndex);
+        var active = Enumerable.Range(0, mask.Length).Where(r => mask[r]).ToArray();
+        var kernels = new PreferenceKernels(device);
+        double nllWorst = 0, gradWorst = 0;
+        var (rtol, atol, gradAtol) = bf16 ? (Bf16Tol, Bf16Tol, Bf16GradAtol) : (Fp32Rtol, Fp32Atol, Fp32Atol);
+        for (var start = 0; start < active.Length; start += chunkRows)
+        {
+            var rows = active.Skip(start).Take(chunkRows).ToArray();
+            var chunk = rows.SelectMany(r => seen.AsSpan(r * c.V, c.V).ToArray()).ToArray();
+            using var owned = new DeviceAllocations(device);
+            var logits = bf16 ? owned.Upload(Array.ConvertAll(chunk, NarrowBf16)) : owned.Upload(chunk);
+            var inputs = new KernelInputs(logits, c.Type, rows.Length, 1, c.V, 1, owned.Upload(rows.Select(r => batch.Targets[r]).ToArray()),
+                0, 0, 0, c.Options.IgnoreIndex);
+            var lse = owned.Allocate(rows.Length * 4L);
+            var tokenNll = owned.Allocate(rows.Length * 4L);
+            var badRow = owned.Upload(new int[1]);
+            device.Fill(lse, 0xff, rows.Length * 4L);
+            device.Fill(tokenNll, 0xff, rows.Length * 4L);
+            kernels.RowForward(inputs, lse, tokenNll, badRow);
+            var coefficients = owned.Upload(rows.Select(r => (float)want.TokenCoefficients![r]).ToArray());
+            var ones = owned.Upload(Enumerable.Repeat(1f, rows.Length).ToArray());
+            kernels.Backward(inputs, lse, coefficients, ones, 0, 0, logits); // in place, as the fused path runs it
+            device.Synchronize();
+
+            var gotNll = DeviceCopy.ToHost<float>(device, tokenNll, rows.Length);
+            nllWorst = Math.Max(nllWorst, Worst(rows.Select(r => want.TokenNll![r]).ToArray(), gotNll, rtol, atol));
+            float[] gotGrad = bf16
+                ? Array.ConvertAll(DeviceCopy.ToHost<ushort>(device, logits, chunk.Length), WidenBf16)
+                : DeviceCopy.ToHost<float>(device, logits, chunk.Length);
+            gradWorst = Math.Max(gradWorst, Worst(rows.SelectMany(r => want.GradLogits.AsSpan(r * c.V, c.V).ToArray()).ToArray(), gotGrad, rtol, gradAtol));
+        }
+        return new Outcome(c, 0, nllWorst, 0, gradWorst, RankingAgrees: true);
+    }
+
     private static double Worst(double[] expected, float[] actual, double rtol, double atol)
     {
         var worst = 0.0;

@@ -4,7 +4,10 @@
 #   ./gpu-check.sh [--reps N] [--skip-check] [--skip-timing]
 # 1. StableAlignment.GpuCheck: kernels vs a float64 reference (outputs poisoned first), then forward+backward
 #    timings (median, CUDA events) at N*T = 8x1024, V = 32k/128k, fp32/bf16, against the D2D copy bandwidth.
-# 2. python3 + PyTorch: the same loss composed from eager operations, timed the same way, with the speed-up.
+#    It also checks and times the kernels on fused-output-layer chunks (row forward + in-place backward).
+# 2. python3 + PyTorch: the same loss composed from eager operations, timed the same way, with the speed-up;
+#    and the three matmuls of a fused chunk (logits h W^T, hidden rows P W, grad_W += P^T h) at the checker's
+#    chunk shapes with H = 896, for the kernels' share of a fused chunk.
 # Output: gpu-check-report.md (and gpu-check-timings.csv) in the current directory.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -83,6 +86,42 @@ for dtype in (torch.float32, torch.bfloat16):
         sp = f"{ms / k:.1f}x" if k else "-"
         print(f"| {name} | {V} | {ms:.3f} | {ks} | {sp} | {peak:.2f} |")
         del logits
+        torch.cuda.empty_cache()
+
+fused = []
+if os.path.exists("gpu-check-fused-timings.csv"):
+    with open("gpu-check-fused-timings.csv") as f:
+        fused = [(r["dtype"], int(r["rows"]), int(r["V"]), float(r["kernels_ms"])) for r in csv.DictReader(f)]
+if fused:
+    H = 896
+    print(f"\n## Fused output layer: the kernels' share of one chunk at H = {H} (median of {reps}, CUDA events)\n")
+    print("| dtype | chunk rows × V | matmuls ms (h W^T, P W, P^T h) | kernels ms | kernels' share | matmul TFLOP/s |")
+    print("|---|---|---|---|---|---|")
+    for name, rows, V, k in fused:
+        dtype = torch.float32 if name == "float32" else torch.bfloat16
+        h = torch.randn(rows, H, device="cuda", dtype=dtype)
+        w = (0.02 * torch.randn(V, H, device="cuda")).to(dtype)
+        logits = torch.empty(rows, V, device="cuda", dtype=dtype)
+        rows_out = torch.empty(rows, H, device="cuda", dtype=dtype)
+        grad_w = torch.zeros(V, H, device="cuda", dtype=dtype)
+        def chunk():
+            torch.mm(h, w.t(), out=logits)
+            torch.mm(logits, w, out=rows_out)
+            grad_w.addmm_(logits.t(), h)
+        for _ in range(3):
+            chunk()
+        times = []
+        for _ in range(reps):
+            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            chunk()
+            stop.record()
+            stop.synchronize()
+            times.append(start.elapsed_time(stop))
+        ms = statistics.median(times)
+        tflops = 3 * 2 * rows * H * V / (ms * 1e-3) / 1e12
+        print(f"| {name} | {rows} × {V} | {ms:.3f} | {k:.3f} | {100 * k / (k + ms):.0f}% | {tflops:.0f} |")
+        del h, w, logits, rows_out, grad_w
         torch.cuda.empty_cache()
 PY
 echo "Report written to $report"

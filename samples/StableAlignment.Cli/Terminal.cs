@@ -41,7 +41,7 @@ internal static class Terminal
         foreach (var v in s.Variants)
             Done($"{v.Name}: {v.Steps} steps in {v.Seconds:F0} s, held-out ranking accuracy {v.ValidationRankingAccuracy:P0} -> {v.Checkpoint}");
         foreach (var run in s.Runs)
-            Done($"{run.Name} ({run.Recipe}): {run.Steps} steps ({run.SkippedSteps} skipped), {run.TokensPerSecond:F0} tokens/s");
+            Done($"{run.Name} ({run.Recipe}): {run.Steps} steps ({run.SkippedSteps} skipped), {run.TokensPerSecond:F0} tokens/s, peak memory {run.PeakResidentBytes / 1048576} MiB");
     }
 
     public static async Task EvaluateAsync(StableAlignmentExperiment e, CancellationToken ct) =>

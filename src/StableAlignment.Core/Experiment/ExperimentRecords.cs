@@ -45,6 +45,9 @@ public sealed record TrainedRun(string Name, AlignmentRecipe Recipe, string Metr
 
     /// <summary>All parameters of the model, adapters included.</summary>
     public long Parameters { get; init; }
+
+    /// <summary>Peak resident memory of the process over the run's stages (<see cref="TrainingReport.PeakResidentBytes"/>); 0 in summaries written before it was recorded.</summary>
+    public long PeakResidentBytes { get; init; }
 }
 
 /// <summary>

@@ -80,6 +80,8 @@ public sealed partial class StableAlignmentExperiment
                 Lora = lora,
                 TrainableParameters = size.Trainable,
                 Parameters = size.All,
+                // A resumed run's report covers only what it trained now; the steps on disk cover the whole run.
+                PeakResidentBytes = Math.Max(report?.PeakResidentBytes ?? 0, steps.Count == 0 ? 0 : steps.Max(x => x.PeakResidentBytes)),
             });
             Backends.Plots?.Training(history, metrics);
         }

@@ -91,6 +91,40 @@ public sealed partial class CausalLanguageModel : nn.Module<Tensor, Tensor>
         return logits.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// The final-norm hidden states <c>[B, T, C]</c> for token ids <c>[B, T]</c>: everything <see cref="forward"/> computes
+    /// but the output projection, for losses that fuse that projection (<see cref="Training.ContrastivePreferenceLoss.ComputeFromHidden"/>
+    /// with <see cref="OutputWeight"/>).
+    /// </summary>
+    /// <param name="inputIds">Token ids <c>[B, T]</c>.</param>
+    public Tensor HiddenStates(Tensor inputIds)
+    {
+        ArgumentNullException.ThrowIfNull(inputIds);
+        if (inputIds.dim() != 2)
+            throw new ArgumentException($"inputIds must be [batch, tokens], got shape [{string.Join(", ", inputIds.shape)}].", nameof(inputIds));
+        if (inputIds.shape[1] > Config.MaxSequenceLength)
+            throw new ArgumentException($"Sequence of {inputIds.shape[1]} tokens exceeds MaxSequenceLength {Config.MaxSequenceLength}.", nameof(inputIds));
+        return _backbone.Forward(inputIds, null, 0);
+    }
+
+    /// <summary>
+    /// The output projection <c>[V, C]</c> when the output layer is a plain linear map without bias (its own
+    /// <c>lm_head</c> or the tied token embedding), so that <c>logits = HiddenStates · OutputWeightᵀ</c>; otherwise
+    /// <see langword="null"/>. The trainer fuses the output layer into the loss exactly when this is not null.
+    /// </summary>
+    public Tensor? OutputWeight => _lmHead is null ? _backbone.EmbeddingWeight : _lmHead.GetType() == typeof(Linear) && _lmHead.bias is null ? _lmHead.weight : null;
+
+    /// <summary>
+    /// Whether training forward passes recompute each decoder layer in the backward pass instead of keeping its
+    /// activations (see <see cref="Training.TrainerOptions.ActivationCheckpointing"/>); gradients are unchanged.
+    /// Applies only while gradients are recorded and no key/value cache is used. Default <see langword="false"/>.
+    /// </summary>
+    public bool ActivationCheckpointing
+    {
+        get => _backbone.ActivationCheckpointing;
+        set => _backbone.ActivationCheckpointing = value;
+    }
+
     /// <summary>Creates an empty key/value cache for incremental decoding.</summary>
     internal KeyValueCache CreateCache() => new(Config.NumLayers);
 
@@ -218,13 +252,16 @@ public sealed partial class CausalLanguageModel : nn.Module<Tensor, Tensor>
 
         public IReadOnlyList<DecoderLayer> Layers { get; }
 
+        public bool ActivationCheckpointing { get; set; }
+
         public Tensor Forward(Tensor inputIds, KeyValueCache? cache, long past)
         {
             using var scope = NewDisposeScope();
             var x = _embed.forward(inputIds);
             var (cos, sin) = RotaryEmbedding.Angles(_config.HeadDim, past, inputIds.shape[1], _config.RopeTheta, x.dtype, x.device, _config.RopeScaling);
+            var checkpoint = ActivationCheckpointing && cache is null && is_grad_enabled();
             for (var i = 0; i < _layers.Count; i++)
-                x = _layers[i].Forward(x, cos, sin, cache, i);
+                x = checkpoint && ActivationCheckpoint.Reproducible(_layers[i], x) ? ActivationCheckpoint.Apply(_layers[i], i, x, cos, sin) : _layers[i].Forward(x, cos, sin, cache, i);
             return _norm.forward(x).MoveToOuterDisposeScope();
         }
     }

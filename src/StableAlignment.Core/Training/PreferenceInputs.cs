@@ -91,10 +91,6 @@ internal sealed class PreferenceInputs
     public static PreferenceInputs Create(Tensor logits, Tensor targets, Tensor groups, Tensor ratings, Tensor? lossMask, ContrastivePreferenceOptions options)
     {
         ArgumentNullException.ThrowIfNull(logits);
-        ArgumentNullException.ThrowIfNull(targets);
-        ArgumentNullException.ThrowIfNull(groups);
-        ArgumentNullException.ThrowIfNull(ratings);
-
         if (logits.dim() != 3)
             throw new ArgumentException($"logits must have shape [N, T, V], got {Shape(logits)}.", nameof(logits));
         if (logits.dtype is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float64))
@@ -104,9 +100,51 @@ internal sealed class PreferenceInputs
             throw new ArgumentException($"The batch is empty: logits have shape {Shape(logits)}.", nameof(logits));
         if (n > int.MaxValue || t > int.MaxValue || v > int.MaxValue)
             throw new ArgumentException($"logits shape {Shape(logits)} is too large.", nameof(logits));
+        return Create(n, t, v, $"logits {Shape(logits)}", targets, groups, ratings, lossMask, options);
+    }
+
+    /// <summary>
+    /// Validates the inputs of the fused output layer and loss: <paramref name="hidden"/> <c>[N, T, H]</c> and
+    /// <paramref name="outputWeight"/> <c>[V, H]</c> of one floating type on one device, then the rest as for logits.
+    /// </summary>
+    /// <exception cref="ArgumentException">Naming the argument, shape, group or index at fault.</exception>
+    public static PreferenceInputs Create(Tensor hidden, Tensor outputWeight, Tensor targets, Tensor groups, Tensor ratings, Tensor? lossMask, ContrastivePreferenceOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(hidden);
+        ArgumentNullException.ThrowIfNull(outputWeight);
+        if (hidden.dim() != 3)
+            throw new ArgumentException($"hidden must have shape [N, T, H], got {Shape(hidden)}.", nameof(hidden));
+        if (hidden.dtype is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float64))
+            throw new ArgumentException($"hidden must be float32, bfloat16 or float64, got {hidden.dtype}.", nameof(hidden));
+        if (outputWeight.dim() != 2 || outputWeight.shape[1] != hidden.shape[2])
+            throw new ArgumentException($"outputWeight must have shape [V, {hidden.shape[2]}] to match hidden {Shape(hidden)}, got {Shape(outputWeight)}.", nameof(outputWeight));
+        if (outputWeight.dtype != hidden.dtype)
+            throw new ArgumentException($"outputWeight must have the type of hidden ({hidden.dtype}), got {outputWeight.dtype}.", nameof(outputWeight));
+        if (outputWeight.device_type != hidden.device_type || outputWeight.device_index != hidden.device_index)
+            throw new ArgumentException($"outputWeight must be on the device of hidden ({hidden.device}), got {outputWeight.device}.", nameof(outputWeight));
+        long n = hidden.shape[0], t = hidden.shape[1], h = hidden.shape[2], v = outputWeight.shape[0];
+        if (n == 0 || t == 0 || h == 0)
+            throw new ArgumentException($"The batch is empty: hidden has shape {Shape(hidden)}.", nameof(hidden));
+        if (v == 0)
+            throw new ArgumentException($"outputWeight has no rows: shape {Shape(outputWeight)}.", nameof(outputWeight));
+        if (n > int.MaxValue || t > int.MaxValue || h > int.MaxValue || v > int.MaxValue)
+            throw new ArgumentException($"hidden {Shape(hidden)} or outputWeight {Shape(outputWeight)} is too large.", nameof(hidden));
+        return Create(n, t, v, $"hidden {Shape(hidden)}", targets, groups, ratings, lossMask, options);
+    }
+
+    /// <summary>
+    /// The checks common to both entry points, for <paramref name="n"/> responses of <paramref name="t"/> tokens over
+    /// a vocabulary of <paramref name="v"/>; <paramref name="source"/> names the tensor those come from, with its shape,
+    /// for messages (e.g. <c>logits [2, 3, 5]</c>).
+    /// </summary>
+    private static PreferenceInputs Create(long n, long t, long v, string source, Tensor targets, Tensor groups, Tensor ratings, Tensor? lossMask, ContrastivePreferenceOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(targets);
+        ArgumentNullException.ThrowIfNull(groups);
+        ArgumentNullException.ThrowIfNull(ratings);
 
         if (targets.dim() != 2 || targets.shape[0] != n || targets.shape[1] != t)
-            throw new ArgumentException($"targets must have shape [{n}, {t}] to match logits {Shape(logits)}, got {Shape(targets)}.", nameof(targets));
+            throw new ArgumentException($"targets must have shape [{n}, {t}] to match {source}, got {Shape(targets)}.", nameof(targets));
         if (!IsInteger(targets.dtype))
             throw new ArgumentException($"targets must hold integer token ids, got {targets.dtype}.", nameof(targets));
         if (groups.dim() != 1 || groups.shape[0] != n)
@@ -116,7 +154,7 @@ internal sealed class PreferenceInputs
         if (ratings.dim() != 1 || ratings.shape[0] != n)
             throw new ArgumentException($"ratings must have shape [{n}] (one rating per response), got {Shape(ratings)}.", nameof(ratings));
         if (lossMask is not null && (lossMask.dim() != 2 || lossMask.shape[0] != n || lossMask.shape[1] != t))
-            throw new ArgumentException($"lossMask must have shape [{n}, {t}] to match logits {Shape(logits)}, got {Shape(lossMask)}.", nameof(lossMask));
+            throw new ArgumentException($"lossMask must have shape [{n}, {t}] to match {source}, got {Shape(lossMask)}.", nameof(lossMask));
 
         int rows = (int)n, cols = (int)t, vocab = (int)v;
         long[] targetIds = ToHost<long>(targets, ScalarType.Int64);

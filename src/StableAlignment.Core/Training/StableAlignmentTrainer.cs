@@ -49,8 +49,10 @@ public sealed class StableAlignmentTrainer : IDisposable
         Device = _parameters[0].device;
         if (Options.LossFactory is null && Options.LossBackend == PreferenceLossBackend.Cuda && Device.type != DeviceType.CUDA)
             throw new ArgumentException("LossBackend Cuda needs the model on a CUDA device; use Auto or Reference on the CPU.", nameof(options));
-        ContrastiveLoss = CreateLoss(Options.Loss with { SftOnly = false });
-        SftLoss = CreateLoss(Options.Loss with { SftOnly = true });
+        var fusable = Options.FusedOutputLoss && model.OutputWeight is not null;
+        ContrastiveLoss = CreateLoss(Options.Loss with { SftOnly = false }, fusable);
+        SftLoss = CreateLoss(Options.Loss with { SftOnly = true }, fusable);
+        FusedOutputLoss = fusable && ContrastiveLoss is ContrastivePreferenceLoss && SftLoss is ContrastivePreferenceLoss;
     }
 
     /// <summary>The validated options.</summary>
@@ -65,20 +67,26 @@ public sealed class StableAlignmentTrainer : IDisposable
 
     internal IPreferenceLoss SftLoss { get; }
 
+    /// <summary>Whether batches go through <see cref="ContrastivePreferenceLoss.ComputeFromHidden"/> (see <see cref="TrainerOptions.FusedOutputLoss"/>).</summary>
+    internal bool FusedOutputLoss { get; }
+
     private IPreferenceLoss LossFor(TrainingObjective objective) => objective == TrainingObjective.Sft ? SftLoss : ContrastiveLoss;
 
-    private IPreferenceLoss CreateLoss(ContrastivePreferenceOptions options)
+    private IPreferenceLoss CreateLoss(ContrastivePreferenceOptions options, bool fusable)
     {
         if (Options.LossFactory is { } factory) return factory(options);
         // The CUDA kernels serve a model on a CUDA device; Auto falls back to the reference anywhere else.
         var onCuda = Device.type == DeviceType.CUDA;
         if (Options.LossBackend == PreferenceLossBackend.Cuda || (Options.LossBackend == PreferenceLossBackend.Auto && onCuda))
         {
-            if (CudaContrastivePreferenceLoss.IsAvailable(out var reason)) return new CudaContrastivePreferenceLoss(options);
-            if (Options.LossBackend == PreferenceLossBackend.Cuda)
+            var available = CudaContrastivePreferenceLoss.IsAvailable(out var reason);
+            if (!available && Options.LossBackend == PreferenceLossBackend.Cuda)
                 throw new NotSupportedException($"LossBackend Cuda was requested but the CUDA loss is unavailable: {reason}");
+            // Fused, the kernels do the per-chunk work inside ContrastivePreferenceLoss.ComputeFromHidden.
+            if (available && !fusable) return new CudaContrastivePreferenceLoss(options);
         }
-        return new ContrastivePreferenceLoss(options);
+        // The trainer's logits are read by nothing after the loss, so their storage can take the gradient.
+        return new ContrastivePreferenceLoss(options) { OverwriteLogitsWithGradient = true };
     }
 
     /// <summary>
@@ -102,12 +110,22 @@ public sealed class StableAlignmentTrainer : IDisposable
         using var log = Options.MetricsDirectory is null ? null : new TrainingMetricsLog(Options.MetricsDirectory);
         var run = new RunRecorder(log, progress, Stopwatch.StartNew());
         var stageReports = new List<StageReport>();
-        for (var s = Position.Stage; s < stages.Count; s++)
-            stageReports.Add(TrainStage(stages[s], s, run, cancellationToken));
+        var checkpointing = _model.ActivationCheckpointing;
+        _model.ActivationCheckpointing = Options.ActivationCheckpointing;
+        try
+        {
+            for (var s = Position.Stage; s < stages.Count; s++)
+                stageReports.Add(TrainStage(stages[s], s, run, cancellationToken));
+        }
+        finally
+        {
+            _model.ActivationCheckpointing = checkpointing;
+        }
 
         var seconds = run.Clock.Elapsed.TotalSeconds;
         return new TrainingReport(stageReports, Position.GlobalStep, run.Steps.Count(x => x.Skipped),
-            seconds > 0 ? run.Steps.Sum(x => x.Tokens) / seconds : 0, run.Steps, run.Validations);
+            seconds > 0 ? run.Steps.Sum(x => x.Tokens) / seconds : 0, run.Steps, run.Validations,
+            stageReports.Count == 0 ? 0 : stageReports.Max(r => r.PeakResidentBytes));
     }
 
     private StageReport TrainStage(TrainingStage stage, int stageIndex, RunRecorder run, CancellationToken cancellationToken)
@@ -119,6 +137,7 @@ public sealed class StableAlignmentTrainer : IDisposable
         var totalSteps = stepsPerEpoch * stage.Epochs;
         var loss = LossFor(stage.Objective);
         var stepsBefore = run.Steps.Count;
+        ResidentMemory.ResetPeak(); // the stage's peak starts here
         if (Position.Stage != stageIndex) Position = new TrainingPosition(stageIndex, 0, 0, 0, Position.GlobalStep);
 
         _model.train();
@@ -164,6 +183,7 @@ public sealed class StableAlignmentTrainer : IDisposable
         {
             GlobalSteps = Position.GlobalStep,
             ElapsedSeconds = run.Clock.Elapsed.TotalSeconds,
+            PeakResidentBytes = ResidentMemory.PeakBytes(),
         };
         run.Progress?.Report(new TrainingProgress(TrainingEventKind.StageCompleted, stage.Name, totalSteps, null, final));
         return report;
@@ -205,9 +225,17 @@ public sealed class StableAlignmentTrainer : IDisposable
         window.Correct += result.CorrectGroups;
     }
 
-    /// <summary>The model's forward pass on one batch (moved to the model's device) and the loss on its logits.</summary>
-    private PreferenceLossResult Evaluate(PreferenceBatch batch, IPreferenceLoss loss) =>
-        loss.Compute(_model.forward(batch.InputIds.to(Device)), batch.Targets.to(Device), batch.Groups.to(Device), batch.Ratings.to(Device), batch.LossMask.to(Device));
+    /// <summary>
+    /// The model's forward pass on one batch (moved to the model's device) and the loss: fused with the output layer
+    /// when <see cref="FusedOutputLoss"/>, else on the materialised logits.
+    /// </summary>
+    private PreferenceLossResult Evaluate(PreferenceBatch batch, IPreferenceLoss loss)
+    {
+        var (targets, groups, ratings, mask) = (batch.Targets.to(Device), batch.Groups.to(Device), batch.Ratings.to(Device), batch.LossMask.to(Device));
+        if (FusedOutputLoss && _model.OutputWeight is { } weight)
+            return ((ContrastivePreferenceLoss)loss).ComputeFromHidden(_model.HiddenStates(batch.InputIds.to(Device)), weight, targets, groups, ratings, mask);
+        return loss.Compute(_model.forward(batch.InputIds.to(Device)), targets, groups, ratings, mask);
+    }
 
     private void FinishStep(TrainingStage stage, StepWindow window, TrainingPosition next, int totalSteps, RunRecorder run)
     {
@@ -239,7 +267,7 @@ public sealed class StableAlignmentTrainer : IDisposable
             window.Groups == 0 ? double.NaN : window.SftSum / window.Groups,
             window.Groups == 0 ? double.NaN : window.RankingSum / window.Groups,
             window.Rankable == 0 ? double.NaN : (double)window.Correct / window.Rankable,
-            lr, norm, skipped, window.Tokens, run.Clock.Elapsed.TotalSeconds);
+            lr, norm, skipped, window.Tokens, run.Clock.Elapsed.TotalSeconds, ResidentMemory.PeakBytes());
         run.Add(metrics, totalSteps);
 
         if (_consecutiveNonFinite >= Options.MaxConsecutiveNonFiniteSteps)

@@ -55,6 +55,23 @@ public sealed record TrainerOptions
     /// <summary>Which loss implementation to use. Default <see cref="PreferenceLossBackend.Auto"/>.</summary>
     public PreferenceLossBackend LossBackend { get; init; } = PreferenceLossBackend.Auto;
 
+    /// <summary>
+    /// Fuse the model's output layer into the loss (<see cref="ContrastivePreferenceLoss.ComputeFromHidden"/>) whenever
+    /// that layer is a plain linear map (<see cref="Models.CausalLanguageModel.OutputWeight"/>) and the loss is the
+    /// library's: the <c>[N, T, V]</c> logits and their gradient are then never materialised, only a bounded chunk
+    /// of them. Results equal the unfused path within float32 tolerance. On a GPU the kernels do the per-chunk loss
+    /// work. Default <see langword="true"/>; <see langword="false"/> materialises the logits.
+    /// </summary>
+    public bool FusedOutputLoss { get; init; } = true;
+
+    /// <summary>
+    /// Recompute each decoder layer in the backward pass instead of keeping its activations
+    /// (<see cref="Models.CausalLanguageModel.ActivationCheckpointing"/>): activation memory drops to one
+    /// <c>[B, T, C]</c> tensor per layer for about one more forward pass of compute; gradients are unchanged.
+    /// Default <see langword="false"/>.
+    /// </summary>
+    public bool ActivationCheckpointing { get; init; }
+
     /// <summary>Overrides <see cref="LossBackend"/>: builds the loss from the (stage-adjusted) options.</summary>
     public Func<ContrastivePreferenceOptions, IPreferenceLoss>? LossFactory { get; init; }
 

@@ -24,8 +24,10 @@ public sealed record TrainingPosition(int Stage, int Epoch, int NextBatch, int S
 /// <param name="Skipped">Whether the step was skipped for a non-finite loss or gradient.</param>
 /// <param name="Tokens">Non-padding tokens processed.</param>
 /// <param name="ElapsedSeconds">Seconds since the run (or resumption) started.</param>
+/// <param name="PeakResidentBytes">Peak resident memory of the process since the stage began, up to the end of this step
+/// (Linux VmHWM, restarted at each stage's start; elsewhere the process's peak working set).</param>
 public sealed record TrainingStepMetrics(string StageName, TrainingPosition Position, double Loss, double SftTerm, double RankingTerm,
-    double RankingAccuracy, double LearningRate, double GradientNorm, bool Skipped, long Tokens, double ElapsedSeconds);
+    double RankingAccuracy, double LearningRate, double GradientNorm, bool Skipped, long Tokens, double ElapsedSeconds, long PeakResidentBytes = 0);
 
 /// <summary>Held-out figures.</summary>
 /// <param name="StageName">The stage being trained.</param>
@@ -71,6 +73,9 @@ public sealed record StageReport(string Name, TrainingObjective Objective, int S
 
     /// <summary>Seconds since the <see cref="StableAlignmentTrainer.Train"/> call started, when the stage ended.</summary>
     public double ElapsedSeconds { get; init; }
+
+    /// <summary>Peak resident memory of the process during the stage, validation included (see <see cref="TrainingStepMetrics.PeakResidentBytes"/>).</summary>
+    public long PeakResidentBytes { get; init; }
 }
 
 /// <summary>Summary of a run.</summary>
@@ -80,5 +85,6 @@ public sealed record StageReport(string Name, TrainingObjective Objective, int S
 /// <param name="TokensPerSecond">Non-padding tokens per second of training in this call.</param>
 /// <param name="Steps">Every step's figures from this call.</param>
 /// <param name="Validations">Every validation from this call.</param>
+/// <param name="PeakResidentBytes">The largest of the stages' <see cref="StageReport.PeakResidentBytes"/>.</param>
 public sealed record TrainingReport(IReadOnlyList<StageReport> Stages, int GlobalSteps, int SkippedSteps, double TokensPerSecond,
-    IReadOnlyList<TrainingStepMetrics> Steps, IReadOnlyList<ValidationMetrics> Validations);
+    IReadOnlyList<TrainingStepMetrics> Steps, IReadOnlyList<ValidationMetrics> Validations, long PeakResidentBytes = 0);

@@ -8,7 +8,8 @@ namespace StableAlignment.Core.Tests.Training;
 
 public sealed class ContrastivePreferenceLossTests
 {
-    private static readonly Gen<ContrastivePreferenceOptions> OptionsGen =
+    /// <summary>Random options: every reduction and normalisation, sometimes SFT only, margins 0-10, weights 0.2-1.</summary>
+    internal static readonly Gen<ContrastivePreferenceOptions> OptionsGen =
         from reduction in Gen.Elements(RankingReduction.HingeOfMean, RankingReduction.MeanOfHinges, RankingReduction.HingeOfMax)
         from norm in Gen.Elements(LengthNormalization.TokenMean, LengthNormalization.Sum)
         from sftOnly in Gen.Elements(false, false, true)

@@ -43,4 +43,29 @@ internal static class LossCases
 
         return new LossCase(n, t, v, logits, targets, mask, groups, ratings);
     }
+
+    /// <summary>Hidden-state cases: random N, T, H, V with the masks, groups and ratings of <see cref="Build"/>.</summary>
+    public static Gen<HiddenLossCase> AnyHidden(int maxN = 6, int maxT = 5, int maxH = 6, int maxV = 13) =>
+        from n in Gen.Choose(1, maxN)
+        from t in Gen.Choose(1, maxT)
+        from h in Gen.Choose(1, maxH)
+        from v in Gen.Choose(2, maxV)
+        from groupCount in Gen.Choose(1, n)
+        from integerRatings in Gen.Elements(true, true, false)
+        from seed in Gen.Choose(0, int.MaxValue - 1)
+        select BuildHidden(n, t, h, v, groupCount, integerRatings, seed);
+
+    /// <summary>A hidden-state case of the given shape: entries of H and W uniform in [-1, 1] (logits of a few units).</summary>
+    public static HiddenLossCase BuildHidden(int n, int t, int h, int v, int groupCount, bool integerRatings, int seed)
+    {
+        var c = Build(n, t, 1, groupCount, integerRatings, seed);
+        var rng = new Random(seed ^ 0x5eed);
+        var hidden = new double[n * t * h];
+        var weight = new double[v * h];
+        for (int k = 0; k < hidden.Length; k++) hidden[k] = rng.NextDouble() * 2 - 1;
+        for (int k = 0; k < weight.Length; k++) weight[k] = (rng.NextDouble() * 2 - 1) * 2 / Math.Sqrt(h);
+        // Build drew targets for V = 1; draw them again for this vocabulary (masked ones stay the ignore index).
+        var targets = Array.ConvertAll(c.Targets, id => id < 0 ? id : rng.Next(v));
+        return new HiddenLossCase(n, t, h, v, hidden, weight, targets, c.Mask, c.Groups, c.Ratings);
+    }
 }

@@ -12,7 +12,22 @@ internal sealed record LossCase(int N, int T, int V, double[] Logits, long[] Tar
 }
 
 /// <summary>What the oracle computes: everything in float64, with the analytic gradient of the loss.</summary>
-internal sealed record OracleResult(double Loss, double[] Nll, double[] Sft, double[] Rank, double[] GradLogits, bool?[] BestHasLowestNll);
+/// <remarks><c>TokenNll</c> [N·T] (0 on masked tokens) and <c>TokenCoefficients</c> [N·T], d(loss)/d(token NLL), are
+/// filled by the oracle only.</remarks>
+internal sealed record OracleResult(double Loss, double[] Nll, double[] Sft, double[] Rank, double[] GradLogits, bool?[] BestHasLowestNll,
+    double[]? TokenNll = null, double[]? TokenCoefficients = null);
+
+/// <summary>A loss input given as final hidden states [N,T,H] and an output projection [V,H] (row-major) instead of logits.</summary>
+internal sealed record HiddenLossCase(int N, int T, int H, int V, double[] Hidden, double[] Weight, long[] Targets, bool[] Mask, long[] Groups, double[] Ratings)
+{
+    public int GroupCount => (int)Groups.Max() + 1;
+
+    public override string ToString() =>
+        $"N={N} T={T} H={H} V={V} groups=[{string.Join(",", Groups)}] ratings=[{string.Join(",", Ratings)}] masked={Mask.Count(m => !m)}";
+}
+
+/// <summary>The oracle's result for hidden states: the loss terms, and the gradients of the hidden states [N·T·H] and the weight [V·H].</summary>
+internal sealed record HiddenOracleResult(OracleResult Terms, double[] GradHidden, double[] GradWeight);
 
 /// <summary>
 /// An independent float64 implementation of spec §4 with plain loops and an analytic gradient. It shares no
@@ -116,6 +131,42 @@ internal static class PreferenceLossOracle
                 }
             }
         }
-        return new OracleResult(loss, nll, sft, rank, grad, correct);
+        var tokenCoefficients = new double[n * t];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < t; j++)
+                if (c.Mask[i * t + j]) tokenCoefficients[i * t + j] = coeff[i] * weight[i];
+        return new OracleResult(loss, nll, sft, rank, grad, correct, tok, tokenCoefficients);
+    }
+
+    /// <summary>
+    /// The loss of logits = H·Wᵀ, formed here in float64 with plain loops, and the chain rule through that product:
+    /// grad_H = G·W and grad_W = Gᵀ·H, where G is the gradient of the logits.
+    /// </summary>
+    public static HiddenOracleResult Compute(HiddenLossCase c, ContrastivePreferenceOptions o)
+    {
+        int rows = c.N * c.T, h = c.H, v = c.V;
+        var logits = new double[rows * v];
+        for (int r = 0; r < rows; r++)
+            for (int k = 0; k < v; k++)
+            {
+                double sum = 0;
+                for (int d = 0; d < h; d++) sum += c.Hidden[r * h + d] * c.Weight[k * h + d];
+                logits[r * v + k] = sum;
+            }
+        var terms = Compute(new LossCase(c.N, c.T, v, logits, c.Targets, c.Mask, c.Groups, c.Ratings), o);
+        var gradHidden = new double[rows * h];
+        var gradWeight = new double[v * h];
+        for (int r = 0; r < rows; r++)
+            for (int k = 0; k < v; k++)
+            {
+                double g = terms.GradLogits[r * v + k];
+                if (g == 0) continue;
+                for (int d = 0; d < h; d++)
+                {
+                    gradHidden[r * h + d] += g * c.Weight[k * h + d];
+                    gradWeight[k * h + d] += g * c.Hidden[r * h + d];
+                }
+            }
+        return new HiddenOracleResult(terms, gradHidden, gradWeight);
     }
 }

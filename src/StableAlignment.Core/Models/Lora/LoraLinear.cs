@@ -17,6 +17,9 @@ internal sealed class LoraLinear : nn.Module<Tensor, Tensor>
     private readonly Linear _b;
     private readonly double _dropout;
 
+    /// <summary>Dropout on the adapter's input while training.</summary>
+    internal double Dropout => _dropout;
+
     /// <summary>Wraps <paramref name="baseLayer"/>, whose parameters it takes over (frozen); A is Kaiming-uniform, B zero.</summary>
     public LoraLinear(Linear baseLayer, LoraOptions options) : base(nameof(LoraLinear))
     {

@@ -39,18 +39,11 @@ internal sealed unsafe class PreferenceKernels(IKernelDevice device)
     /// <summary>Forward pass and group reduction: fills every buffer of <paramref name="o"/>. <c>BadRow</c> must be zeroed by the caller.</summary>
     public void Forward(in KernelInputs x, in ForwardBuffers o, ContrastivePreferenceOptions options)
     {
-        var logits = x.Logits;
+        RowForward(x, o.Lse, o.TokenNll, o.BadRow);
         var targets = x.Targets;
         var mask = x.Mask;
         var ignore = x.IgnoreIndex;
-        var rows = x.Rows;
-        var vocab = x.Vocabulary;
-        var lse = o.Lse;
         var tokenNll = o.TokenNll;
-        var badRow = o.BadRow;
-        var forwardArgs = stackalloc nint[] { (nint)(&logits), (nint)(&targets), (nint)(&mask), (nint)(&ignore), (nint)(&rows), (nint)(&vocab), (nint)(&lse), (nint)(&tokenNll), (nint)(&badRow) };
-        Device.Launch(x.Type == CudaLogitsType.Fp32 ? "cpo_forward_f32" : "cpo_forward_bf16", RowGrid(rows), Device.BlockSize, (nint)forwardArgs);
-
         var groupIds = x.GroupIds;
         var ratings = x.Ratings;
         var responses = x.Responses;
@@ -72,6 +65,22 @@ internal sealed unsafe class PreferenceKernels(IKernelDevice device)
             (nint)(&norm), (nint)(&coeff), (nint)(&sft), (nint)(&rank), (nint)(&bestLowest), (nint)(&loss),
         };
         Device.Launch("cpo_group", 1, Math.Min(GroupBlock, Device.BlockSize), (nint)groupArgs);
+    }
+
+    /// <summary>
+    /// The row kernel alone: <c>lse</c> and the token NLL of each of the <c>N·T</c> rows (0 for masked rows; NaN and
+    /// <c>badRow</c> = row + 1 for a target outside the vocabulary). The fused output layer calls it per chunk of rows.
+    /// </summary>
+    public void RowForward(in KernelInputs x, nint lse, nint tokenNll, nint badRow)
+    {
+        var logits = x.Logits;
+        var targets = x.Targets;
+        var mask = x.Mask;
+        var ignore = x.IgnoreIndex;
+        var rows = x.Rows;
+        var vocab = x.Vocabulary;
+        var args = stackalloc nint[] { (nint)(&logits), (nint)(&targets), (nint)(&mask), (nint)(&ignore), (nint)(&rows), (nint)(&vocab), (nint)(&lse), (nint)(&tokenNll), (nint)(&badRow) };
+        Device.Launch(x.Type == CudaLogitsType.Fp32 ? "cpo_forward_f32" : "cpo_forward_bf16", RowGrid(rows), Device.BlockSize, (nint)args);
     }
 
     /// <summary>

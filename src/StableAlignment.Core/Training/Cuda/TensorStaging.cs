@@ -59,7 +59,8 @@ internal sealed partial class TensorStaging(IKernelDevice device) : IDisposable
 
     private static long Bytes(torch.Tensor tensor) => tensor.NumberOfElements * tensor.ElementSize;
 
-    private static nint DataPointer(torch.Tensor tensor)
+    /// <summary>Address of a contiguous tensor's first element (device memory for CUDA tensors, host memory for CPU ones).</summary>
+    internal static nint DataPointer(torch.Tensor tensor)
     {
         if (!tensor.is_contiguous()) throw new ArgumentException("The kernels need contiguous tensors.", nameof(tensor));
         return THSTensor_data(tensor.Handle);

@@ -35,12 +35,33 @@ public sealed class CudaDeviceTests
         Assert.Equal(double.PositiveInfinity, outcome.Grad);
     }
 
+    [Theory]
+    [MemberData(nameof(CheckerCases))]
+    public void The_gpu_checkers_fused_chunk_cases_pass_on_the_cpu_build_of_the_kernels(int index)
+    {
+        var c = KernelCheck.Cases(4096)[index];
+        // 7 rows per chunk: it divides no case's rows in the loss, so chunks end inside responses and groups.
+        var outcome = KernelCheck.RunFusedChunks(new EmulatedKernelDevice(), c, chunkRows: 7);
+        Assert.True(outcome.Passed, $"{c.Name} ({c.Type}): {outcome}");
+    }
+
+    [Fact]
+    public void The_fused_chunk_check_catches_a_backward_kernel_that_does_not_run()
+    {
+        // In place, a dropped backward launch leaves the chunk's logits where its gradient should be.
+        var outcome = KernelCheck.RunFusedChunks(new EmulatedKernelDevice().WithoutKernel("cpo_backward_f32"), KernelCheck.Cases(4096)[0], chunkRows: 7);
+        Assert.False(outcome.Passed);
+    }
+
     [CudaFact]
     public void On_a_gpu_the_checkers_cases_pass()
     {
         using var device = CudaKernelDevice.Open();
         foreach (var c in KernelCheck.Cases(131_072))
+        {
             Assert.True(KernelCheck.Run(device, c).Passed, c.Name);
+            Assert.True(KernelCheck.RunFusedChunks(device, c, chunkRows: 64).Passed, $"{c.Name}, fused chunks");
+        }
     }
 
     [CudaFact]
