@@ -33,10 +33,12 @@ internal sealed class LoraLinear : nn.Module<Tensor, Tensor>
         _dropout = options.Dropout;
         using (no_grad())
         {
-            var baseWeight = options.StoreBaseInBFloat16 ? weight.to_type(ScalarType.BFloat16) : weight.detach().clone();
+            // Take the base layer's storage over rather than copy it: the caller disposes the base layer, and a copy of
+            // every projection (1.4 GB at 0.5B) left freed blocks the process never returned, raising the peak resident set.
+            var baseWeight = options.StoreBaseInBFloat16 ? weight.to_type(ScalarType.BFloat16) : weight.detach();
             register_parameter("weight", new Parameter(baseWeight, requires_grad: false));
             if (baseLayer.bias is { } bias)
-                register_parameter("bias", new Parameter(bias.detach().clone(), requires_grad: false));
+                register_parameter("bias", new Parameter(bias.detach(), requires_grad: false));
         }
         _a = nn.Linear(InFeatures, Rank, hasBias: false, device: device, dtype: dtype);
         _b = nn.Linear(Rank, OutFeatures, hasBias: false, device: device, dtype: dtype);
