@@ -76,7 +76,7 @@ public sealed partial class StableAlignmentExperiment
         [
             $"The offline judge ({summary.Judge}): k-nearest-neighbour regression over the scenario bank's answers at known levels 1-7 " +
                 $"(embeddings: {v.EmbeddingModel}), for the kind of request the bank's nearest questions vote for, mapped onto 1-10; degenerate text " +
-                "(empty, runs of a symbol or a word, one word or repeated trigrams dominating, mostly words the bank does not know) gets the minimum.",
+                "(empty, runs of a symbol or a word, one word or repeated trigrams dominating, word salad without function words, mostly words the bank does not know) gets the minimum.",
             string.Create(CultureInfo.InvariantCulture,
                 $"Validation on {v.HeldOutAnswers} held-out bank answers (a fifth of the topics, never fitted; {v.FittedAnswers} answers fitted): Spearman ρ = {v.Spearman:F3} against their known levels ") +
                 (v.Spearman >= SocietyJudgeValidation.RequiredSpearman ? $"(at least {SocietyJudgeValidation.RequiredSpearman} is required: passed)." : $"(at least {SocietyJudgeValidation.RequiredSpearman} is required: FAILED; its scores here mean little)."),

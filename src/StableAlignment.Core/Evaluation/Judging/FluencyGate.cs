@@ -24,6 +24,14 @@ public sealed record FluencyGateOptions
     /// <summary>The highest share of words outside <see cref="KnownWords"/>, when that is set. Default 0.5.</summary>
     public double MaxUnknownWordShare { get; init; } = 0.5;
 
+    /// <summary>
+    /// The lowest share of English function words (articles, pronouns, auxiliaries, prepositions, conjunctions:
+    /// <see cref="FluencyGate.FunctionWords"/>) in an answer of at least <see cref="FluencyGate.FunctionWordTestFrom"/>
+    /// words. Sentences need them (the scenario bank's answers hold 18% or more even with every field filled by content
+    /// words); a string of known words drawn at random, what an untrained model writes, holds about 5%. Default 0.12.
+    /// </summary>
+    public double MinFunctionWordShare { get; init; } = 0.12;
+
     /// <summary>The vocabulary of known words (lower case), or null to skip the unknown-word test.</summary>
     public IReadOnlySet<string>? KnownWords { get; init; }
 
@@ -39,6 +47,7 @@ public sealed record FluencyGateOptions
         Check(MaxTopWordShare is > 0 and <= 1, nameof(MaxTopWordShare), MaxTopWordShare);
         Check(MaxRepeatedTrigramShare is >= 0 and <= 1, nameof(MaxRepeatedTrigramShare), MaxRepeatedTrigramShare);
         Check(MaxUnknownWordShare is >= 0 and <= 1, nameof(MaxUnknownWordShare), MaxUnknownWordShare);
+        Check(MinFunctionWordShare is >= 0 and < 1, nameof(MinFunctionWordShare), MinFunctionWordShare);
         return this;
     }
 }
@@ -54,7 +63,8 @@ public sealed record FluencyVerdict(bool IsDegenerate, string? Reason)
 
 /// <summary>
 /// Tells degenerate text from text worth judging: empty answers, runs of one symbol or one word, answers dominated by
-/// one word or by repeated trigrams, and answers made mostly of unknown words. A judge that rates by similarity gives
+/// one word or by repeated trigrams, word salad (too few function words to be a sentence), and answers made mostly of
+/// unknown words. A judge that rates by similarity gives
 /// such text whatever score its fragments resemble; behind this gate it gets the minimum and is counted as degenerate.
 /// </summary>
 /// <remarks>Deterministic and text-only, so a report can recount it from the answers.</remarks>
@@ -89,7 +99,20 @@ public sealed partial class FluencyGate
         "zxqv blorpt fnarg wuzzle krimp thwop glarb snerk",
         "; ; ; ; ; ; ; ;",
         "to to to",
+        "purpose harm away environment during mothers looking comes complain listen cares recordings giving lives age drinking checks telling",
     ];
+
+    /// <summary>Answers shorter than this many words are not tested for function words (a terse answer may have none).</summary>
+    public const int FunctionWordTestFrom = 8;
+
+    /// <summary>The English function words the word-salad test counts (lower case, as <see cref="Words"/> splits them).</summary>
+    public static IReadOnlySet<string> FunctionWords { get; } = new HashSet<string>(
+        ("a an the this that these those my your his her its our their me you he she it we they him us them i i'm i'd i'll " +
+         "you're it's that's there there's is are was were be been being am do does did don't doesn't didn't have has had " +
+         "can can't could would should will won't may might must shall not no and or but so if because as than then when " +
+         "while where what which who how why whether to of in on at by for with from about into over after before without " +
+         "through up out down off again also just very all any some each every more most other such only own same too both either")
+        .Split(' '), StringComparer.Ordinal);
 
     /// <summary>Checks one text.</summary>
     /// <param name="text">The text.</param>
@@ -122,6 +145,12 @@ public sealed partial class FluencyGate
                 if (!seen.Add(string.Join(' ', words[i], words[i + 1], words[i + 2]))) repeated++;
             if ((double)repeated / trigrams > Options.MaxRepeatedTrigramShare)
                 return new(true, string.Create(CultureInfo.InvariantCulture, $"{repeated} of {trigrams} word trigrams repeat"));
+        }
+        if (words.Count >= FunctionWordTestFrom)
+        {
+            int function = words.Count(FunctionWords.Contains);
+            if ((double)function / words.Count < Options.MinFunctionWordShare)
+                return new(true, string.Create(CultureInfo.InvariantCulture, $"word salad: {function} of {words.Count} words are function words"));
         }
         if (Options.KnownWords is { } known)
         {

@@ -14,6 +14,7 @@ public sealed class FluencyGateTests
     [InlineData("you should you should you should ask you should", "is 4 of 9 words")]
     [InlineData("ask a friend ask a friend ask a friend for help", "trigrams repeat")]
     [InlineData("ok so yes * * * * * * * * * * * * * * *", "run of '*'")]
+    [InlineData("protection shop away camera poor safety create increase after ward reviews see rental run numbers", "word salad: 1 of 15 words")]
     public void Each_rule_names_what_made_the_text_degenerate(string text, string reason)
     {
         var verdict = Plain.Check(text);
@@ -38,9 +39,23 @@ public sealed class FluencyGateTests
     }
 
     [Fact]
-    public void Every_fixed_example_but_the_gibberish_is_degenerate_without_a_vocabulary()
+    public void Every_fixed_example_is_degenerate_even_without_a_vocabulary()
     {
-        var passing = FluencyGate.DegenerateExamples.Where(e => !Plain.Check(e).IsDegenerate).ToList();
-        Assert.Equal(["zxqv blorpt fnarg wuzzle krimp thwop glarb snerk"], passing);
+        // The gibberish of eight words has no function word, so the word-salad rule needs no vocabulary for it.
+        Assert.All(FluencyGate.DegenerateExamples, e => Assert.True(Plain.Check(e).IsDegenerate, e));
+    }
+
+    [Fact]
+    public void Word_salad_is_told_by_function_words_counted_here()
+    {
+        // Counted by a list written here, not the gate's: a sentence passes, the same content words shuffled do not.
+        string[] mine = ["i", "the", "to", "a", "and", "you", "it", "with", "of", "is"];
+        const string sentence = "I think the best way to handle it is to talk with a friend and ask for advice";
+        var salad = string.Join(' ', sentence.Split(' ').Where(w => !mine.Contains(w.ToLowerInvariant())).Reverse());
+        Assert.True(salad.Split(' ').Length >= FluencyGate.FunctionWordTestFrom);
+        Assert.False(Plain.Check(sentence).IsDegenerate, Plain.Check(sentence).Reason);
+        Assert.Contains("word salad", Plain.Check(salad).Reason, StringComparison.Ordinal);
+        // A terse answer without function words is not word salad.
+        Assert.False(Plain.Check("Call emergency services immediately, please.").IsDegenerate);
     }
 }
