@@ -5,14 +5,15 @@ namespace StableAlignment.Core.Tests.Training;
 /// <summary>
 /// Independent float64 implementations of DPO (Rafailov et al. 2023, eq. 7, over best-vs-lower pairs) and RRHF (Yuan et
 /// al. 2023, eq. 2-4, over every ordered pair) with plain loops and analytic gradients. They share no code with the
-/// library; <see cref="PreferenceLossOracle"/> starts from the same per-token log-softmax (<see cref="TokensOf"/>).
+/// library or with <see cref="PreferenceLossOracle"/>, which the GPU check compiles on its own (without the DPO and
+/// RRHF options this file needs), so its log-softmax pass is written again here.
 /// </summary>
 internal static class BaselineLossOracle
 {
     /// <summary>Per-token log-softmax pieces of a case: token NLL (0 off the mask), softmax, unmasked token count and summed NLL per response.</summary>
-    internal sealed record Tokens(double[] Nll, double[] Softmax, int[] Lengths, double[] Sum);
+    private sealed record Tokens(double[] Nll, double[] Softmax, int[] Lengths, double[] Sum);
 
-    internal static Tokens TokensOf(LossCase c)
+    private static Tokens TokensOf(LossCase c)
     {
         int n = c.N, t = c.T, v = c.V;
         var nll = new double[n * t];

@@ -23,8 +23,27 @@ internal static class PreferenceLossOracle
     public static OracleResult Compute(LossCase c, ContrastivePreferenceOptions o)
     {
         int n = c.N, t = c.T, v = c.V, gCount = c.GroupCount;
-        // Per-token NLL and softmax of the logits: the same float64 log-softmax the baseline oracles start from.
-        var (tok, softmax, len, _) = BaselineLossOracle.TokensOf(c);
+        var tok = new double[n * t];
+        var softmax = new double[n * t * v];
+        var len = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            for (int j = 0; j < t; j++)
+            {
+                int row = (i * t + j) * v;
+                double max = double.NegativeInfinity;
+                for (int k = 0; k < v; k++) max = Math.Max(max, c.Logits[row + k]);
+                double sum = 0;
+                for (int k = 0; k < v; k++) sum += Math.Exp(c.Logits[row + k] - max);
+                double lse = max + Math.Log(sum);
+                for (int k = 0; k < v; k++) softmax[row + k] = Math.Exp(c.Logits[row + k] - lse);
+                if (c.Mask[i * t + j])
+                {
+                    tok[i * t + j] = lse - c.Logits[row + c.Targets[i * t + j]];
+                    len[i]++;
+                }
+            }
+        }
 
         var weight = new double[n];
         var nll = new double[n];
