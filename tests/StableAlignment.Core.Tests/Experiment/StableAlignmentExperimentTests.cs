@@ -58,7 +58,9 @@ public sealed class StableAlignmentExperimentTests
     {
         using var dir = new TempFolder();
         var lora = ExperimentVariant.Full with { Name = "IL+SC+RA LoRA", Lora = new LoraOptions { Rank = 4, Alpha = 8 } };
-        var options = Tiny with { Variants = [ExperimentVariant.Sft, ExperimentVariant.Full, lora] };
+        // DPO with LoRA: its frozen reference is the SFT phase's snapshot, which holds the adapters too.
+        var dpoLora = ExperimentVariant.Dpo with { Name = "DPO LoRA", Lora = lora.Lora };
+        var options = Tiny with { Variants = [ExperimentVariant.Sft, ExperimentVariant.Full, lora, dpoLora] };
         var questions = QuestionSource.FromEnumerable(QuestionSource.BuiltIn().Questions.Take(6));
         var experiment = new StableAlignmentExperiment(options, dir.Path, new ExperimentBackends { Questions = questions });
         await experiment.RunAsync();
@@ -67,10 +69,12 @@ public sealed class StableAlignmentExperimentTests
         Assert.Contains("| IL+SC+RA |", report, StringComparison.Ordinal);
         Assert.Contains("| IL+SC+RA LoRA |", report, StringComparison.Ordinal);
         var runs = JsonNode.Parse(File.ReadAllText(experiment.Folder.TrainingSummary))!["runs"]!.AsArray();
-        Assert.Equal(3, runs.Count);
+        Assert.Equal(4, runs.Count);
         long Trainable(int i) => runs[i]!["trainableParameters"]!.GetValue<long>();
         Assert.Equal(runs[1]!["parameters"]!.GetValue<long>(), Trainable(1));
         Assert.InRange(Trainable(2), 1, Trainable(1) / 2);
+        Assert.Equal(Trainable(2), Trainable(3));
+        Assert.Contains("| DPO LoRA |", report, StringComparison.Ordinal);
 
         await experiment.ExportAsync(lora.Name, ExportFormat.Peft, null, dir.File("adapter"));
         Assert.True(File.Exists(Path.Combine(dir.File("adapter"), "adapter_config.json")));
