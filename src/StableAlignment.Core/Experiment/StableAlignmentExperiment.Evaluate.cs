@@ -122,10 +122,10 @@ public sealed partial class StableAlignmentExperiment
     }
 
     /// <summary>Refuses checkpoints that do not come from the training run <c>training.json</c> describes (an interrupted train leaves a mix).</summary>
-    private static void RequireOneTrainingRun(RunFolder folder, TrainingSummary training)
+    private static void RequireOneTrainingRun(RunFolder folder, TrainingSummary training, IEnumerable<TrainedVariant>? variants = null)
     {
         if (training.RunId is not { } expected) return;
-        foreach (var variant in training.Variants)
+        foreach (var variant in variants ?? training.Variants)
         {
             string directory = Path.Combine(folder.Root, variant.Checkpoint);
             string? id = TrainingRun.IdIn(directory);

@@ -17,6 +17,7 @@ public sealed partial class StableAlignmentExperiment
     /// batch recipe and the seed's training run id, which every checkpoint of that seed records too. The trainer
     /// checkpoints as it goes, so an interrupted train run again with the same inputs resumes from its last
     /// checkpoint, and a finished run (of any seed) is not trained again.
+    /// </summary>
     /// <param name="progress">Receives one report per optimizer step.</param>
     /// <param name="cancellationToken">Stops between optimizer steps.</param>
     /// <returns>What was trained with the first seed (the others are in their seed folders).</returns>
