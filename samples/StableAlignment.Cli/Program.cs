@@ -18,7 +18,8 @@ var q = ExperimentOptions.Quick;
 var outOption = new Option<string>("--out") { Description = "Run folder: every step reads and writes here.", DefaultValueFactory = _ => "stable-alignment-run" };
 var quickOption = new Option<bool>("--quick") { Description = "Smaller world and model: the whole run takes well under two minutes." };
 var verboseOption = new Option<bool>("--verbose") { Description = "On an error, print the stack trace too." };
-var seedOption = Number<int>("--seed", $"Seed of the society, the data split and the model (default {d.Seed}).");
+var seedOption = Number<int>("--seed", $"Seed of the society, the data split and the first training seed (default {d.Seed}).");
+var seedsOption = Number<int>("--seeds", $"Training seeds K: train and evaluate K times on the same data; the report gives mean ± sd (default {d.Seeds}; {q.Seeds} with --quick).");
 var gridOption = Number<int>("--grid", $"Grid side N of the society, N x N agents (default {d.Sandbox.GridSize}; {q.Sandbox.GridSize} with --quick).");
 var roundsOption = Number<int>("--rounds", $"Rounds to simulate (default {d.Rounds}; {q.Rounds} with --quick).");
 var agentsOption = new Option<string?>("--agents") { Description = $"Language model of the social agents: {ChatBackends.Help}. Default: the offline society." };
@@ -64,6 +65,7 @@ ExperimentOptions Options(ParseResult r)
 {
     var o = r.GetValue(quickOption) ? ExperimentOptions.Quick : ExperimentOptions.Default;
     if (r.GetValue(seedOption) is int seed) o = o with { Seed = seed };
+    if (r.GetValue(seedsOption) is int seeds) o = o with { Seeds = seeds };
     if (r.GetValue(gridOption) is int grid) o = o with { Sandbox = o.Sandbox with { GridSize = grid } };
     if (r.GetValue(roundsOption) is int rounds) o = o with { Rounds = rounds };
     if (r.GetValue(releasedOption) is string released) o = o with { ReleasedDataset = released };
@@ -129,7 +131,7 @@ Command Step(string name, string description, Option[] options, Func<StableAlign
 var root = new RootCommand("Stable Alignment: simulate a society, build alignment data, train in three stages, evaluate, report. " +
     "With no command, runs every step. openai: back-ends read the API key from the OPENAI_API_KEY environment variable (never printed). " +
     "Exit codes: " + Terminal.ExitCodes);
-foreach (var o in new Option[] { outOption, quickOption, verboseOption, seedOption, gridOption, roundsOption, agentsOption, observersOption, questionsOption,
+foreach (var o in new Option[] { outOption, quickOption, verboseOption, seedOption, seedsOption, gridOption, roundsOption, agentsOption, observersOption, questionsOption,
     releasedOption, initOption, epochsOption, marginOption, weightOption, taskOption, judgeOption, loraOption, budgetOption }.Concat(calls))
     root.Options.Add(o);
 root.Subcommands.Add(Step("simulate", "Run the Sandbox society into the SQLite log (resumes an interrupted run).",
@@ -146,11 +148,11 @@ silo.SetAction((r, ct) => Terminal.Guarded(r.GetValue(verboseOption), async () =
 root.Subcommands.Add(silo);
 root.Subcommands.Add(Step("build-dataset", "Build imitation, self-critic and realignment samples, split by query.",
     [seedOption, releasedOption], Terminal.BuildDatasetAsync));
-root.Subcommands.Add(Step("train", "Train the SFT-only baseline and IL, IL+SC, IL+SC+RA (resumes an interrupted train).",
-    [seedOption, initOption, epochsOption, marginOption, weightOption, loraOption], Terminal.TrainAsync));
-root.Subcommands.Add(Step("evaluate", "Evaluate every variant: held-out ranking, judge scores (HH, HH-A), multiple-choice tasks (resumes judging).",
-    [seedOption, taskOption, judgeOption, .. calls], Terminal.EvaluateAsync));
-root.Subcommands.Add(Step("report", "Write report.md and the plots from the evaluation files.", [], Terminal.ReportAsync));
+root.Subcommands.Add(Step("train", "Train the baselines (SFT, DPO, RRHF) and IL, IL+SC, IL+SC+RA, for every training seed (resumes an interrupted train).",
+    [seedOption, seedsOption, initOption, epochsOption, marginOption, weightOption, loraOption], Terminal.TrainAsync));
+root.Subcommands.Add(Step("evaluate", "Evaluate every variant of every seed: held-out ranking, judge scores (HH, HH-A), multiple-choice tasks (resumes judging).",
+    [seedOption, seedsOption, taskOption, judgeOption, .. calls], Terminal.EvaluateAsync));
+root.Subcommands.Add(Step("report", "Write report.md and the plots from the evaluation files.", [seedOption, seedsOption], Terminal.ReportAsync));
 var export = new Command("export", "Export a trained variant to Hugging Face safetensors, GGUF or a PEFT adapter.");
 foreach (var o in new Option[] { outOption, verboseOption, variantOption, formatOption, toOption, dtypeOption }) export.Options.Add(o);
 export.SetAction((r, ct) => Terminal.Guarded(r.GetValue(verboseOption), () => Terminal.ExportAsync(new StableAlignmentExperiment(ExperimentOptions.Default, r.GetValue(outOption)!),

@@ -94,6 +94,21 @@ public sealed class LanguageModelChatClient : IChatClient
         return text.Append(ResponseHeader).ToString();
     }
 
+    /// <summary>The key of <see cref="ChatOptions.AdditionalProperties"/> that sets <see cref="GenerationOptions.RepetitionPenalty"/>, as OpenAI-compatible servers (vLLM, llama.cpp) name it.</summary>
+    public const string RepetitionPenaltyKey = "repetition_penalty";
+
+    private static double? RepetitionPenaltyOf(ChatOptions options) =>
+        options.AdditionalProperties?.TryGetValue(RepetitionPenaltyKey, out var value) == true
+            ? value switch
+            {
+                double d => d,
+                float f => f,
+                int i => i,
+                string text when double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double parsed) => parsed,
+                _ => throw new ArgumentException($"ChatOptions.AdditionalProperties[\"{RepetitionPenaltyKey}\"] must be a number, got {value}.", nameof(options)),
+            }
+            : null;
+
     private GenerationOptions Merge(ChatOptions? options)
     {
         if (options is null) return _defaults with { StopSequences = [.. _defaults.StopSequences, HeaderStop] };
@@ -104,6 +119,7 @@ public sealed class LanguageModelChatClient : IChatClient
             TopP = options.TopP ?? _defaults.TopP,
             TopK = options.TopK ?? _defaults.TopK,
             Seed = options.Seed is long seed ? unchecked((int)seed) : _defaults.Seed,
+            RepetitionPenalty = RepetitionPenaltyOf(options) ?? _defaults.RepetitionPenalty,
             StopSequences = [.. _defaults.StopSequences, .. options.StopSequences ?? [], HeaderStop],
         }).Validate();
     }

@@ -49,7 +49,7 @@ public sealed class AlignmentDataset
         ArgumentNullException.ThrowIfNull(interactions);
         options = (options ?? new AlignmentDatasetOptions()).Validate();
         var samples = SampleBuilder.Deduplicate(SampleBuilder.Extract(interactions, options), options.Template);
-        return options.Mix is KindMix mix ? SampleBuilder.Mix(samples, mix, options.Seed) : samples;
+        return options.Mix is KindMix mix ? SampleBuilder.Mix(samples, mix, options.Seed, options.Template) : samples;
     }
 
     /// <summary>Builds a dataset from interaction records: <see cref="BuildSamples"/>, then <see cref="FromSamples"/>.</summary>

@@ -63,6 +63,14 @@ public sealed record PreferenceBatchOptions
     /// <c>&lt;|endoftext|&gt;</c> when it has one, else 0. Padding never enters the loss.</summary>
     public int? PadTokenId { get; init; }
 
+    /// <summary>
+    /// Ends every response with the tokenizer's end-of-text token, so that a trained model learns where an answer ends
+    /// and stops generating there (Alpaca's fine-tuning code appends the end-of-sequence token; the Stable Alignment
+    /// reference does not). The token is part of the response: it is in the loss and in each response's NLL. Default
+    /// <see langword="false"/>, as the reference. The tokenizer must have an end-of-text token.
+    /// </summary>
+    public bool AppendEndOfText { get; init; }
+
     /// <summary>What happens to responses too long to fit. Default <see cref="OverlongResponsePolicy.Skip"/>.</summary>
     public OverlongResponsePolicy OverlongResponse { get; init; } = OverlongResponsePolicy.Skip;
 

@@ -1,4 +1,5 @@
 using Microsoft.ML.Tokenizers;
+using StableAlignment.Core.Models;
 using TorchSharp;
 
 namespace StableAlignment.Core.Data;
@@ -27,6 +28,10 @@ public sealed class PreferenceBatcher : IPreferenceBatchSource
         ArgumentNullException.ThrowIfNull(tokenizer);
         _options = options;
         _padId = options.PadTokenId ?? EndOfTextId(tokenizer) ?? 0;
+        int? endOfText = options.AppendEndOfText
+            ? ModelTokenizers.EndOfTextId(tokenizer) ?? throw new ArgumentException(
+                "PreferenceBatchOptions.AppendEndOfText needs a tokenizer with an end-of-text token; this one has none.", nameof(tokenizer))
+            : null;
         var records = dataset.Records;
         int n = records.Count;
         _queries = new string[n];
@@ -47,6 +52,7 @@ public sealed class PreferenceBatcher : IPreferenceBatchSource
                     int[] tokens = [.. tokenizer.EncodeToIds(r.Responses[i])];
                     if (tokens.Length == 0)
                         continue; // nothing to learn; cannot happen for the non-empty responses records require
+                    if (endOfText is int eot) tokens = [.. tokens, eot];
                     if (tokens.Length > options.MaxLength - 1)
                     {
                         switch (options.OverlongResponse)

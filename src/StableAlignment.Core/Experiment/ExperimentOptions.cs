@@ -9,17 +9,29 @@ namespace StableAlignment.Core.Experiment;
 
 /// <summary>
 /// Everything a <see cref="StableAlignmentExperiment"/> run needs: the society, the dataset, the model, training,
-/// evaluation and the compared variants. <see cref="Default"/> is the main job (about four minutes on two cores),
-/// <see cref="Quick"/> a smaller one (about half a minute). Every step is seeded from <see cref="Seed"/>, so the same
-/// options give the same report.
+/// evaluation, the compared variants and the number of training seeds. <see cref="Default"/> is the main job (under ten
+/// minutes on two cores), <see cref="Quick"/> a smaller one (under two). Every step is seeded from <see cref="Seed"/>,
+/// so the same options give the same report.
 /// </summary>
 public sealed record ExperimentOptions
 {
-    /// <summary>Seed of the society, the dataset's build and split, the batches, the model's weights and the offline judge. Default 42.</summary>
+    /// <summary>Seed of the society, the dataset's build and split, and of the first training seed (see <see cref="Seeds"/>). Default 42.</summary>
     public int Seed { get; init; } = 42;
 
-    /// <summary>The world and its protocol. Its <see cref="SandboxOptions.Seed"/> is replaced by <see cref="Seed"/>. Default: a 6 x 6 grid, otherwise the reference's settings.</summary>
-    public SandboxOptions Sandbox { get; init; } = new() { GridSize = 6, Layout = PersonaLayout.RandomHalfAndHalf };
+    /// <summary>
+    /// Training seeds K: training and evaluation are repeated K times on the same data, with the training seeds
+    /// <see cref="Seed"/>, <see cref="Seed"/> + 1, ... (the model's initial weights, the batches' order and draws, the
+    /// sampling of answers), and the report gives the mean ± standard deviation across them. 1 trains and evaluates
+    /// once. Default 2.
+    /// </summary>
+    public int Seeds { get; init; } = 2;
+
+    /// <summary>
+    /// The world and its protocol. Its <see cref="SandboxOptions.Seed"/> is replaced by <see cref="Seed"/>. Default: a
+    /// 6 x 6 grid, two feedback-revision passes (so realignment groups can hold three rated answers), otherwise the
+    /// reference's settings.
+    /// </summary>
+    public SandboxOptions Sandbox { get; init; } = new() { GridSize = 6, Layout = PersonaLayout.RandomHalfAndHalf, MaxFeedbackPasses = 2 };
 
     /// <summary>Rounds to simulate. Default 80 (2,880 interactions on the default grid).</summary>
     public int Rounds { get; init; } = 80;
@@ -45,16 +57,17 @@ public sealed record ExperimentOptions
     /// <summary>Evaluation.</summary>
     public ExperimentEvaluationOptions Evaluation { get; init; } = new();
 
-    /// <summary>The compared variants, in the report's row order. Default <see cref="ExperimentVariant.Paper"/>.</summary>
+    /// <summary>The compared variants, in the report's row order. Default <see cref="ExperimentVariant.Paper"/>: the starting model, SFT, DPO, RRHF, IL, IL+SC, IL+SC+RA.</summary>
     public IReadOnlyList<ExperimentVariant> Variants { get; init; } = ExperimentVariant.Paper;
 
     /// <summary>The main job.</summary>
     public static ExperimentOptions Default { get; } = new();
 
-    /// <summary>A smaller world and model: the whole run takes well under two minutes on two cores.</summary>
+    /// <summary>A smaller world and model, one training seed: the whole run takes well under two minutes on two cores.</summary>
     public static ExperimentOptions Quick { get; } = new()
     {
-        Sandbox = new SandboxOptions { GridSize = 4, Layout = PersonaLayout.RandomHalfAndHalf },
+        Seeds = 1,
+        Sandbox = new SandboxOptions { GridSize = 4, Layout = PersonaLayout.RandomHalfAndHalf, MaxFeedbackPasses = 2 },
         Rounds = 24,
         Model = new ExperimentModelOptions { HiddenSize = 96 },
         Evaluation = new ExperimentEvaluationOptions { JudgePrompts = 12, MaxNewTokens = 24, MultipleChoiceItems = 60 },
@@ -62,6 +75,11 @@ public sealed record ExperimentOptions
 
     /// <summary>The world as the experiment runs it: <see cref="Sandbox"/> seeded with <see cref="Seed"/>.</summary>
     public SandboxOptions SeededSandbox => Sandbox with { Seed = Seed };
+
+    /// <summary>The training seed of run <paramref name="index"/> (0 to <see cref="Seeds"/> - 1): <see cref="Seed"/> + index.</summary>
+    /// <param name="index">The run's index.</param>
+    /// <returns>Its seed.</returns>
+    public int TrainingSeed(int index) => Seed + index;
 
     /// <summary>Checks every setting and throws an <see cref="ArgumentException"/> naming the first invalid one.</summary>
     /// <returns>This instance, for chaining.</returns>
@@ -75,6 +93,7 @@ public sealed record ExperimentOptions
         Check(Sandbox is not null, nameof(Sandbox), "must be set.");
         SeededSandbox.Validate();
         Check(Rounds >= 1, nameof(Rounds), $"must be at least 1, got {Rounds}.");
+        Check(Seeds >= 1, nameof(Seeds), $"must be at least 1, got {Seeds}.");
         Check(Calls is not null, nameof(Calls), "must be set.");
         Calls!.Validate();
         Check(Dataset is not null, nameof(Dataset), "must be set.");
@@ -93,6 +112,7 @@ public sealed record ExperimentOptions
         Check(duplicate is null, nameof(Variants), $"names '{duplicate?.Key}' twice.");
         var sameFolder = Variants.GroupBy(v => v.FolderName, StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1);
         Check(sameFolder is null, nameof(Variants), $"'{string.Join("' and '", sameFolder?.Select(v => v.Name) ?? [])}' would share the folder '{sameFolder?.Key}'.");
+        Check(Variants.Any(v => !v.IsStart && !AlignmentStages.IsBaseline(v.Recipe)), nameof(Variants), "must name at least one stage of Stable Alignment's recipes.");
         return this;
     }
 }
@@ -161,6 +181,25 @@ public sealed record ExperimentTrainingOptions
     /// <summary>About how many validation points each curve gets (validation scores every held-out query, so more cost real time). Default 16.</summary>
     public int ValidationPoints { get; init; } = 16;
 
+    /// <summary>
+    /// Share of the DPO and RRHF baselines' steps spent on their SFT phase. The tiny model starts from random weights,
+    /// so, as TRL's recipes do, they start from the model after SFT on the best responses (also DPO's frozen
+    /// reference); those steps count in the budget, which equals the full IL+SC+RA run's. Default 0.5.
+    /// </summary>
+    public double BaselineSftShare { get; init; } = 0.5;
+
+    /// <summary>DPO's options (beta 0.1 by default).</summary>
+    public DpoOptions Dpo { get; init; } = new();
+
+    /// <summary>RRHF's options (ranking weight 1 by default).</summary>
+    public RrhfOptions Rrhf { get; init; } = new();
+
+    /// <summary>
+    /// End every training response with the end-of-text token, so the model learns where an answer ends and stops
+    /// there when it generates (Alpaca's fine-tuning code does this; the Stable Alignment reference does not). Default true.
+    /// </summary>
+    public bool AppendEndOfText { get; init; } = true;
+
     /// <summary>Checks the settings and throws an <see cref="ArgumentException"/> naming the first invalid one.</summary>
     /// <returns>This instance, for chaining.</returns>
     public ExperimentTrainingOptions Validate()
@@ -177,6 +216,11 @@ public sealed record ExperimentTrainingOptions
         Check(Loss is not null, nameof(Loss), "must be set.");
         Loss!.Validate();
         Check(ValidationPoints >= 1, nameof(ValidationPoints), $"must be at least 1, got {ValidationPoints}.");
+        Check(BaselineSftShare is >= 0 and < 1, nameof(BaselineSftShare), $"must be in [0, 1), got {BaselineSftShare}.");
+        Check(Dpo is not null, nameof(Dpo), "must be set.");
+        Dpo!.Validate();
+        Check(Rrhf is not null, nameof(Rrhf), "must be set.");
+        Rrhf!.Validate();
         return this;
     }
 }
@@ -196,6 +240,18 @@ public sealed record ExperimentEvaluationOptions
     /// <summary>Multiple-choice task files to evaluate on. Default none.</summary>
     public IReadOnlyList<TaskSpec> Tasks { get; init; } = [];
 
+    /// <summary>Sampling temperature of the answers (with a fixed seed per training seed, so runs repeat). Default 0.7.</summary>
+    public double Temperature { get; init; } = 0.7;
+
+    /// <summary>Nucleus sampling's p. Default 0.9.</summary>
+    public double TopP { get; init; } = 0.9;
+
+    /// <summary>Repetition penalty of the answers (<see cref="Models.GenerationOptions.RepetitionPenalty"/>): tiny models loop without one. Default 1.3.</summary>
+    public double RepetitionPenalty { get; init; } = 1.3;
+
+    /// <summary>The offline judge (used when no judge model is given): neighbours, validation split, fluency gate.</summary>
+    public ChatClients.SocietyJudgeOptions Judge { get; init; } = new();
+
     /// <summary>Checks the settings and throws an <see cref="ArgumentException"/> naming the first invalid one.</summary>
     /// <returns>This instance, for chaining.</returns>
     public ExperimentEvaluationOptions Validate()
@@ -210,17 +266,23 @@ public sealed record ExperimentEvaluationOptions
         Check(MultipleChoiceItems >= 1, nameof(MultipleChoiceItems), $"must be at least 1, got {MultipleChoiceItems}.");
         Check(Tasks is not null && Tasks.All(t => t is not null && TaskCatalog.Kinds.Contains(t.Kind, StringComparer.Ordinal)), nameof(Tasks),
             $"every task needs a kind of {TaskCatalog.Help}.");
+        Check(double.IsFinite(Temperature) && Temperature >= 0, nameof(Temperature), $"must be finite and not negative, got {Temperature}.");
+        Check(TopP is > 0 and <= 1, nameof(TopP), $"must be in (0, 1], got {TopP}.");
+        Check(double.IsFinite(RepetitionPenalty) && RepetitionPenalty >= 1, nameof(RepetitionPenalty), $"must be finite and at least 1, got {RepetitionPenalty}.");
+        Check(Judge is not null, nameof(Judge), "must be set.");
+        Judge!.Validate();
         return this;
     }
 }
 
 /// <summary>
 /// One compared model: the model after <paramref name="Stage"/> of a run of <paramref name="Recipe"/>. Variants of
-/// the same recipe share one training run and are its per-stage snapshots, exactly as the paper's ablations stack the stages.
+/// the same recipe share one training run and are its per-stage snapshots, exactly as the paper's ablations stack the
+/// stages; <see cref="AlignmentStages.Start"/> names the model before any stage.
 /// </summary>
 /// <param name="Name">The name in the report, e.g. "IL+SC".</param>
 /// <param name="Recipe">The stages trained.</param>
-/// <param name="Stage">The stage after which the model is taken, e.g. <see cref="AlignmentStages.SelfCritic"/>.</param>
+/// <param name="Stage">The stage after which the model is taken, e.g. <see cref="AlignmentStages.SelfCritic"/>, or <see cref="AlignmentStages.Start"/>.</param>
 public sealed record ExperimentVariant(string Name, AlignmentRecipe Recipe, string Stage)
 {
     /// <summary>
@@ -234,20 +296,36 @@ public sealed record ExperimentVariant(string Name, AlignmentRecipe Recipe, stri
         : string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"{Recipe}/lora r={Lora.Rank} alpha={Lora.Alpha:R} dropout={Lora.Dropout:R} rslora={Lora.UseRsLora} bf16={Lora.StoreBaseInBFloat16} targets={string.Join('+', Lora.TargetModules)}");
 
-    /// <summary>The SFT-only baseline: the same data, every stage plain SFT.</summary>
-    public static ExperimentVariant SftBaseline { get; } = new("sft-baseline", AlignmentRecipe.SftOnly, AlignmentStages.Realignment);
+
+    /// <summary>The name of the paper's row this variant corresponds to (its Table 1), for the report's side-by-side; null for none.</summary>
+    public string? PaperRow { get; init; }
+
+    /// <summary>The starting model, before any training (random weights, or the <see cref="ExperimentModelOptions.InitFrom"/> checkpoint).</summary>
+    public static ExperimentVariant Start { get; } = new("start", AlignmentRecipe.ImitationSelfCriticRealignment, AlignmentStages.Start) { PaperRow = "LLaMA" };
+
+    /// <summary>Baseline: SFT on the best response of every query of the union of the data, for the full run's step budget.</summary>
+    public static ExperimentVariant Sft { get; } = new("SFT", AlignmentRecipe.SftOnly, AlignmentStages.Sft) { PaperRow = "Alpaca + SFT" };
+
+    /// <summary>Baseline: an SFT phase, then DPO against the model after it, on the union of the data, for the same budget.</summary>
+    public static ExperimentVariant Dpo { get; } = new("DPO", AlignmentRecipe.Dpo, AlignmentStages.Dpo) { PaperRow = "DPO" };
+
+    /// <summary>Baseline: an SFT phase, then RRHF, on the union of the data, for the same budget.</summary>
+    public static ExperimentVariant Rrhf { get; } = new("RRHF", AlignmentRecipe.Rrhf, AlignmentStages.Rrhf) { PaperRow = "RRHF" };
 
     /// <summary>Imitation learning only (IL).</summary>
-    public static ExperimentVariant Imitation { get; } = new("IL", AlignmentRecipe.ImitationSelfCriticRealignment, AlignmentStages.Imitation);
+    public static ExperimentVariant Imitation { get; } = new("IL", AlignmentRecipe.ImitationSelfCriticRealignment, AlignmentStages.Imitation) { PaperRow = "Stable Alignment (IL)" };
 
     /// <summary>IL, then self-critic (IL+SC).</summary>
-    public static ExperimentVariant ImitationSelfCritic { get; } = new("IL+SC", AlignmentRecipe.ImitationSelfCriticRealignment, AlignmentStages.SelfCritic);
+    public static ExperimentVariant ImitationSelfCritic { get; } = new("IL+SC", AlignmentRecipe.ImitationSelfCriticRealignment, AlignmentStages.SelfCritic) { PaperRow = "Stable Alignment (IL+SC)" };
 
     /// <summary>Full Stable Alignment (IL+SC+RA).</summary>
-    public static ExperimentVariant Full { get; } = new("IL+SC+RA", AlignmentRecipe.ImitationSelfCriticRealignment, AlignmentStages.Realignment);
+    public static ExperimentVariant Full { get; } = new("IL+SC+RA", AlignmentRecipe.ImitationSelfCriticRealignment, AlignmentStages.Realignment) { PaperRow = "Stable Alignment (IL+SC+RA)" };
 
-    /// <summary>The paper's ablation: the baseline, IL, IL+SC and IL+SC+RA.</summary>
-    public static IReadOnlyList<ExperimentVariant> Paper { get; } = [SftBaseline, Imitation, ImitationSelfCritic, Full];
+    /// <summary>The paper's table: the starting model, SFT, DPO, RRHF, IL, IL+SC and IL+SC+RA.</summary>
+    public static IReadOnlyList<ExperimentVariant> Paper { get; } = [Start, Sft, Dpo, Rrhf, Imitation, ImitationSelfCritic, Full];
+
+    /// <summary>Whether this is the model before any stage.</summary>
+    public bool IsStart => Stage == AlignmentStages.Start;
 
     /// <summary>The variant's folder name under <c>checkpoints/</c>: its name with every character but letters, digits, '.', '_' and '-' made '-' ("IL+SC+RA" is "IL-SC-RA").</summary>
     public string FolderName => string.Concat(Name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' ? c : '-')).Trim('-');
@@ -259,8 +337,8 @@ public sealed record ExperimentVariant(string Name, AlignmentRecipe Recipe, stri
         if (string.IsNullOrWhiteSpace(Name) || Name.IndexOfAny(['/', '\\', ':']) >= 0)
             throw new ArgumentException($"Variant name '{Name}' must be non-empty and contain no '/', '\\' or ':'.", nameof(Name));
         if (!Enum.IsDefined(Recipe)) throw new ArgumentException($"Variant '{Name}': unknown recipe {(int)Recipe}.", nameof(Recipe));
-        if (!AlignmentStages.NamesOf(Recipe).Contains(Stage, StringComparer.Ordinal))
-            throw new ArgumentException($"Variant '{Name}': recipe {Recipe} has no stage '{Stage}' (it has {string.Join(", ", AlignmentStages.NamesOf(Recipe))}).", nameof(Stage));
+        if (!IsStart && !AlignmentStages.NamesOf(Recipe).Contains(Stage, StringComparer.Ordinal))
+            throw new ArgumentException($"Variant '{Name}': recipe {Recipe} has no stage '{Stage}' (it has {string.Join(", ", AlignmentStages.NamesOf(Recipe))}, or {AlignmentStages.Start}).", nameof(Stage));
         if (FolderName.Length == 0) throw new ArgumentException($"Variant name '{Name}' has no letter or digit to name its folder by.", nameof(Name));
         Lora?.Validate();
         return this;

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using StableAlignment.Core.ChatClients;
 using StableAlignment.Core.Data;
 using StableAlignment.Core.Evaluation;
 using StableAlignment.Core.Models;
@@ -26,7 +27,11 @@ public sealed record DatasetSummary(int TrainQueries, int ValidationQueries, int
 /// <param name="Steps">Optimizer steps of its run when it was taken.</param>
 /// <param name="Seconds">Seconds of its run when it was taken.</param>
 /// <param name="ValidationRankingAccuracy">Held-out ranking accuracy when it was taken.</param>
-public sealed record TrainedVariant(string Name, string Checkpoint, int Steps, double Seconds, double? ValidationRankingAccuracy);
+public sealed record TrainedVariant(string Name, string Checkpoint, int Steps, double Seconds, double? ValidationRankingAccuracy)
+{
+    /// <summary>The training seed it was trained with.</summary>
+    public int Seed { get; init; }
+}
 
 /// <summary>One training run: a recipe, trained once, whose stage snapshots are variants.</summary>
 /// <param name="Name">The run's name: its last variant.</param>
@@ -51,8 +56,8 @@ public sealed record TrainedRun(string Name, AlignmentRecipe Recipe, string Metr
 }
 
 /// <summary>
-/// <c>training.json</c>: everything later steps need from training, so evaluation scores held-out queries exactly as
-/// training validated on them without calling back into training code.
+/// <c>training.json</c> of one training seed: everything later steps need from training, so evaluation scores held-out
+/// queries exactly as training validated on them without calling back into training code.
 /// </summary>
 /// <param name="Loss">The objective's options.</param>
 /// <param name="Batches">How each kind of data, and the held-out queries, were batched.</param>
@@ -67,6 +72,12 @@ public sealed record TrainingSummary(ContrastivePreferenceOptions Loss, Alignmen
     /// Null in files written before ids existed.
     /// </summary>
     public string? RunId { get; init; }
+
+    /// <summary>The training seed (model weights, batch order, answer sampling).</summary>
+    public int Seed { get; init; }
+
+    /// <summary>Optimizer steps every trained variant's run was given: those of the full IL+SC+RA run.</summary>
+    public int StepBudget { get; init; }
 
     internal static readonly JsonSerializerOptions Json = new()
     {
@@ -94,10 +105,19 @@ public sealed record TrainingSummary(ContrastivePreferenceOptions Loss, Alignmen
         File.WriteAllTextAsync(path, JsonSerializer.Serialize(value, Json), cancellationToken);
 }
 
-/// <summary>What <see cref="StableAlignmentExperiment.EvaluateAsync"/> wrote beside the per-item files.</summary>
+/// <summary>What <see cref="StableAlignmentExperiment.EvaluateAsync"/> wrote beside the per-item files of one training seed.</summary>
 /// <param name="Judged">The judge summaries of every variant and task.</param>
 public sealed record EvaluationSummary(IReadOnlyList<JudgeSummary> Judged)
 {
     /// <summary>The training run whose checkpoints were evaluated (<see cref="TrainingSummary.RunId"/>); null in older files.</summary>
     public string? TrainingRunId { get; init; }
+
+    /// <summary>The judge scores of every variant and task, prompt by prompt (for the paired tests).</summary>
+    public IReadOnlyList<JudgeItemScores> Scores { get; init; } = [];
+
+    /// <summary>The judge's model id (the offline judge's, or the judge model's).</summary>
+    public string? Judge { get; init; }
+
+    /// <summary>The offline judge's validation, when it was the judge.</summary>
+    public SocietyJudgeValidation? JudgeValidation { get; init; }
 }

@@ -3,8 +3,9 @@ namespace StableAlignment.Core.Experiment;
 /// <summary>
 /// The layout of an experiment's run folder, and the only place that knows its file names:
 /// <c>sandbox.db</c>, <c>dataset/</c>, <c>checkpoints/</c>, <c>metrics/</c>, <c>training.json</c>,
-/// <c>evaluation/</c>, <c>plots/</c>, <c>report.md</c>, the log <c>run.log</c> and the lock <c>run.lock</c>. Each step
-/// reads what the step before wrote here, so any step can run on its own, on your own data placed where the step expects it.
+/// <c>evaluation/</c>, <c>plots/</c>, <c>report.md</c>, the log <c>run.log</c>, the lock <c>run.lock</c> and, for every
+/// training seed after the first, <c>seeds/&lt;seed&gt;/</c> (see <see cref="ForSeed"/>). Each step reads what the step
+/// before wrote here, so any step can run on its own, on your own data placed where the step expects it.
 /// </summary>
 public sealed class RunFolder
 {
@@ -44,6 +45,32 @@ public sealed class RunFolder
     {
         ArgumentNullException.ThrowIfNull(variant);
         return Path.Combine(Root, "checkpoints", variant.FolderName);
+    }
+
+    /// <summary>
+    /// Where DPO's frozen reference, the model after the run's SFT phase, is saved when no variant takes that stage
+    /// (step 3): <c>checkpoints/&lt;run&gt;.reference/</c>.
+    /// </summary>
+    /// <param name="run">The run's last variant.</param>
+    /// <returns>The folder.</returns>
+    public string ReferenceDirectory(ExperimentVariant run)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        return Path.Combine(Root, "checkpoints", run.FolderName + ".reference");
+    }
+
+    /// <summary>
+    /// The folder of training seed <paramref name="seed"/>, run <paramref name="index"/>: this folder for the first
+    /// run, <c>seeds/&lt;seed&gt;/</c> below it for the others. A seed's folder holds its own <c>checkpoints/</c>,
+    /// <c>metrics/</c>, <c>training.json</c> and <c>evaluation/</c>; the society, the dataset and the report are the run's.
+    /// </summary>
+    /// <param name="index">The run's index, from 0.</param>
+    /// <param name="seed">Its training seed.</param>
+    /// <returns>The seed's folder.</returns>
+    public RunFolder ForSeed(int index, int seed)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        return index == 0 ? this : new RunFolder(Path.Combine(Root, "seeds", seed.ToString(System.Globalization.CultureInfo.InvariantCulture)));
     }
 
     /// <summary>The metrics folder of one training run, named after its last variant.</summary>

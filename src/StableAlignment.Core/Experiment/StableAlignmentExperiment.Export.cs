@@ -5,7 +5,7 @@ namespace StableAlignment.Core.Experiment;
 public sealed partial class StableAlignmentExperiment
 {
     /// <summary>
-    /// Exports a trained variant, so that transformers, vLLM, llama.cpp or Ollama can load it: a Hugging Face folder
+    /// Exports a trained variant of the first training seed, so that transformers, vLLM, llama.cpp or Ollama can load it: a Hugging Face folder
     /// (safetensors), a GGUF file, or (for a LoRA variant) a PEFT adapter folder. The chat template written back is the
     /// dataset's prompt format, so servers format prompts exactly as training did.
     /// </summary>
@@ -29,7 +29,7 @@ public sealed partial class StableAlignmentExperiment
         var training = await TrainingSummary.ReadAsync<TrainingSummary>(Folder.TrainingSummary, "train", cancellationToken).ConfigureAwait(false);
         var trained = training.Variants.FirstOrDefault(v => v.Name == variant)
             ?? throw new ExperimentException($"The run in '{Folder.Root}' has no variant '{variant}'; it has {string.Join(", ", training.Variants.Select(v => v.Name))}.");
-        RequireOneTrainingRun(training, [trained]);
+        RequireOneTrainingRun(Folder, training, [trained]);
         var options = new ModelExportOptions { ChatTemplate = Options.Dataset.Template.ChatTemplate, ModelName = trained.Name };
         await Task.Run(() => ModelExporter.ExportCheckpoint(Path.Combine(Folder.Root, trained.Checkpoint), format, type, target, options, progress, cancellationToken),
             cancellationToken).ConfigureAwait(false);

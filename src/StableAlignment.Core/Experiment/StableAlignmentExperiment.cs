@@ -67,19 +67,30 @@ public sealed partial class StableAlignmentExperiment
         return Folder.Report;
     }
 
-    /// <summary>The variants of each training run (one recipe, one adapter setting), runs in order of first appearance (so the baseline trains first).</summary>
+    /// <summary>The variants of each training run (one recipe, one adapter setting), runs in order of first appearance.</summary>
     private IEnumerable<IGrouping<string, ExperimentVariant>> Runs() => Options.Variants.GroupBy(v => v.RunKey, StringComparer.Ordinal);
 
-    /// <summary>The design the report compares: the SFT-only baseline against the stages of the full recipe.</summary>
+    /// <summary>The design the report compares: the starting model, the baselines, and the stages of the first of the paper's recipes.</summary>
     private AblationDesign Design()
     {
-        var names = Options.Variants.Select(v => v.Name).ToList();
-        var baseline = Options.Variants.FirstOrDefault(v => v.Recipe == AlignmentRecipe.SftOnly) ?? Options.Variants[0];
-        var method = Options.Variants.Where(v => v.Recipe != AlignmentRecipe.SftOnly).GroupBy(v => v.RunKey, StringComparer.Ordinal).FirstOrDefault();
-        var stages = method is null ? [baseline.Name]
-            : method.OrderBy(v => AlignmentStages.NamesOf(v.Recipe).ToList().IndexOf(v.Stage)).Select(v => v.Name).ToList();
-        return new AblationDesign(names, baseline.Name, stages);
+        var variants = Options.Variants;
+        var method = variants.Where(v => !v.IsStart && !AlignmentStages.IsBaseline(v.Recipe)).GroupBy(v => v.RunKey, StringComparer.Ordinal).First();
+        var stages = method.Where(v => !v.IsStart).OrderBy(v => AlignmentStages.NamesOf(v.Recipe).ToList().IndexOf(v.Stage)).Select(v => v.Name).ToList();
+        return new AblationDesign([.. variants.Select(v => v.Name)], [.. variants.Where(v => AlignmentStages.IsBaseline(v.Recipe) && !v.IsStart).Select(v => v.Name)], stages)
+        {
+            Start = variants.FirstOrDefault(v => v.IsStart)?.Name,
+            PaperRows = variants.Where(v => v.PaperRow is not null).ToDictionary(v => v.Name, v => v.PaperRow!, StringComparer.Ordinal),
+            PlainJudgeTask = PlainJudgeTask,
+            AdversarialJudgeTask = AdversarialJudgeTask,
+        };
     }
+
+    /// <summary>The task names of the judged answers to plain and to adversarially framed prompts.</summary>
+    private const string PlainJudgeTask = "hh", AdversarialJudgeTask = "hh-a";
+
+    /// <summary>Every training seed's index, seed and folder.</summary>
+    private IEnumerable<(int Index, int Seed, RunFolder Folder)> TrainingSeeds() =>
+        Enumerable.Range(0, Options.Seeds).Select(i => (i, Options.TrainingSeed(i), Folder.ForSeed(i, Options.TrainingSeed(i))));
 
     /// <summary>A model client behind the experiment's call policy; disposing the result leaves <paramref name="inner"/> to its owner.</summary>
     private IChatClient WithPolicy(IChatClient inner, TokenBudget budget) =>
@@ -146,6 +157,8 @@ public sealed partial class StableAlignmentExperiment
     }
 
     private static string Count(long value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private static string Number(double value) => value.ToString("R", CultureInfo.InvariantCulture);
 
     /// <summary>Reports synchronously on the caller's thread, so events arrive in order and before the work goes on.</summary>
     private sealed class Relay<T>(Action<T> report) : IProgress<T>

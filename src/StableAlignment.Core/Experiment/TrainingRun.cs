@@ -38,11 +38,14 @@ internal static class TrainingRun
         public ModelSize? Size { get; init; }
     }
 
-    /// <summary>The id of the run these inputs make.</summary>
-    public static string IdOf(ExperimentOptions options, IEnumerable<string> inputFiles)
+    /// <summary>
+    /// The id of the run these inputs make with training seed <paramref name="seed"/>. The number of seeds is not part
+    /// of it, so adding seeds leaves the runs of the seeds already trained as they are.
+    /// </summary>
+    public static string IdOf(ExperimentOptions options, int seed, IEnumerable<string> inputFiles)
     {
         var text = new StringBuilder(Format).Append('\n');
-        text.Append(JsonSerializer.Serialize(new { options.Seed, options.Model, options.Training, options.Variants }, TrainingSummary.Json)).Append('\n');
+        text.Append(JsonSerializer.Serialize(new { Seed = seed, options.Model, options.Training, options.Variants }, TrainingSummary.Json)).Append('\n');
         foreach (string file in inputFiles)
         {
             using var stream = File.OpenRead(file);

@@ -15,6 +15,14 @@ public sealed record GenerationOptions
     /// <summary>Keep the smallest set of most likely tokens whose probability reaches <c>p</c> (nucleus sampling); 1 disables. Default 1.</summary>
     public double TopP { get; init; } = 1.0;
 
+    /// <summary>
+    /// The repetition penalty of CTRL (Keskar et al. 2019) as Hugging Face applies it: before each choice, the logit of
+    /// every token already generated is divided by the penalty when positive and multiplied by it when negative. 1
+    /// disables it; 1.1 to 1.3 are usual. Only generated tokens count, not the prompt's, so an answer may repeat the
+    /// question's words. Default 1.
+    /// </summary>
+    public double RepetitionPenalty { get; init; } = 1.0;
+
     /// <summary>Seed of the sampler; the same seed, prompt and model give the same text. Null draws a random seed.</summary>
     public int? Seed { get; init; }
 
@@ -32,6 +40,7 @@ public sealed record GenerationOptions
         if (!double.IsFinite(Temperature) || Temperature < 0) throw new ArgumentException($"Temperature must be a non-negative finite number, got {Temperature}.", nameof(Temperature));
         if (TopK < 0) throw new ArgumentException($"TopK must be non-negative, got {TopK}.", nameof(TopK));
         if (!(TopP > 0 && TopP <= 1)) throw new ArgumentException($"TopP must be in (0, 1], got {TopP}.", nameof(TopP));
+        if (!(double.IsFinite(RepetitionPenalty) && RepetitionPenalty > 0)) throw new ArgumentException($"RepetitionPenalty must be a positive finite number, got {RepetitionPenalty}.", nameof(RepetitionPenalty));
         if (StopSequences is null || StopSequences.Any(string.IsNullOrEmpty))
             throw new ArgumentException("StopSequences must not be null or contain empty strings.", nameof(StopSequences));
         return this;

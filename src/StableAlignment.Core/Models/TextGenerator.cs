@@ -74,6 +74,7 @@ public sealed class TextGenerator : ILogLikelihoodScorer
         var wasTraining = _model.training;
         _model.eval();
         using var cache = options.UseKeyValueCache ? _model.CreateCache() : null;
+        var seen = new HashSet<int>(generated);
         try
         {
             using var noGrad = no_grad();
@@ -86,9 +87,10 @@ public sealed class TextGenerator : ILogLikelihoodScorer
                 var feed = cache is null || step == 0 ? context : context.GetRange(context.Count - 1, 1);
                 using var ids = tensor(feed.ToArray(), dtype: ScalarType.Int64).unsqueeze(0);
                 var logits = _model.Logits(ids, cache)[0, -1].to_type(ScalarType.Float32).cpu();
-                var next = TokenSampler.Sample(logits.data<float>().ToArray(), options, random);
+                var next = TokenSampler.Sample(logits.data<float>().ToArray(), options, random, seen);
                 if (next == EndOfTextId) return GenerationFinishReason.Stop;
                 generated.Add(next);
+                seen.Add(next);
                 context.Add(next);
                 if (stop?.Invoke(generated) == true) return GenerationFinishReason.Stop;
             }

@@ -4,8 +4,9 @@ namespace StableAlignment.Core.Models;
 /// <remarks>Runs on the host in float64 so a seed reproduces the same choice on any device.</remarks>
 internal static class TokenSampler
 {
-    public static int Sample(ReadOnlySpan<float> logits, GenerationOptions options, Random random)
+    public static int Sample(Span<float> logits, GenerationOptions options, Random random, IReadOnlySet<int>? generated = null)
     {
+        if (generated is not null && options.RepetitionPenalty != 1.0) Penalise(logits, generated, (float)options.RepetitionPenalty);
         if (options.Temperature == 0) return ArgMax(logits);
         var probabilities = Distribution(logits, options);
         var u = random.NextDouble();
@@ -19,6 +20,16 @@ internal static class TokenSampler
             if (u < cumulative) return i;
         }
         return last; // rounding left u above the total
+    }
+
+    /// <summary>CTRL's repetition penalty, as Hugging Face's RepetitionPenaltyLogitsProcessor applies it, on the tokens already generated.</summary>
+    public static void Penalise(Span<float> logits, IReadOnlySet<int> generated, float penalty)
+    {
+        foreach (int id in generated)
+        {
+            if ((uint)id >= (uint)logits.Length) continue;
+            logits[id] = logits[id] > 0 ? logits[id] / penalty : logits[id] * penalty;
+        }
     }
 
     public static int ArgMax(ReadOnlySpan<float> logits)

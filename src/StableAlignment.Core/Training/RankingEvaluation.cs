@@ -35,7 +35,7 @@ public static class RankingEvaluation
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(batches);
         var items = new List<ItemResult>();
-        HeldOutRanking.Score(model, batches, new ContrastivePreferenceLoss(lossOptions), (batch, result) =>
+        HeldOutRanking.Score(model, batches, new ContrastivePreferenceLoss(lossOptions), null, (batch, result) =>
         {
             double[] nll = result.ResponseNll.to(ScalarType.Float64).cpu().data<double>().ToArray();
             long[] groups = batch.Groups.cpu().data<long>().ToArray();
@@ -72,7 +72,7 @@ public static class RankingEvaluation
 /// </summary>
 internal static class HeldOutRanking
 {
-    public static void Score(nn.Module<Tensor, Tensor> model, IPreferenceBatchSource source, IPreferenceLoss loss,
+    public static void Score(nn.Module<Tensor, Tensor> model, IPreferenceBatchSource source, IPreferenceLoss loss, ReferenceModel? reference,
         Action<PreferenceBatch, PreferenceLossResult> visit, CancellationToken cancellationToken)
     {
         var device = model.parameters().FirstOrDefault()?.device ?? CPU;
@@ -87,8 +87,7 @@ internal static class HeldOutRanking
                 {
                     cancellationToken.ThrowIfCancellationRequested();
                     using var scope = torch.NewDisposeScope();
-                    using var result = loss.Compute(model.call(batch.InputIds.to(device)), batch.Targets.to(device), batch.Groups.to(device),
-                        batch.Ratings.to(device), batch.LossMask.to(device));
+                    using var result = Compute(loss, model.call(batch.InputIds.to(device)), batch, reference, device);
                     visit(batch, result);
                 }
             }
@@ -97,5 +96,14 @@ internal static class HeldOutRanking
         {
             if (wasTraining) model.train();
         }
+    }
+
+    /// <summary>The loss of one batch's logits; a loss that needs the reference model's NLLs gets them from <paramref name="reference"/>.</summary>
+    public static PreferenceLossResult Compute(IPreferenceLoss loss, Tensor logits, PreferenceBatch batch, ReferenceModel? reference, Device device)
+    {
+        var (targets, groups, ratings, mask) = (batch.Targets.to(device), batch.Groups.to(device), batch.Ratings.to(device), batch.LossMask.to(device));
+        if (loss is not IReferencePreferenceLoss needsReference) return loss.Compute(logits, targets, groups, ratings, mask);
+        if (reference is null) throw new InvalidOperationException($"{loss.GetType().Name} needs a reference model, and none was given.");
+        return needsReference.ComputeWithReference(logits, targets, groups, ratings, reference.ResponseNll(batch).to(device), mask);
     }
 }

@@ -70,7 +70,16 @@ public sealed class StableAlignmentTrainer : IDisposable
     /// <summary>Whether batches go through <see cref="ContrastivePreferenceLoss.ComputeFromHidden"/> (see <see cref="TrainerOptions.FusedOutputLoss"/>).</summary>
     internal bool FusedOutputLoss { get; }
 
-    private IPreferenceLoss LossFor(TrainingObjective objective) => objective == TrainingObjective.Sft ? SftLoss : ContrastiveLoss;
+    private IPreferenceLoss LossFor(TrainingObjective objective) => objective switch
+    {
+        TrainingObjective.Sft => SftLoss,
+        TrainingObjective.Dpo => _dpoLoss ??= new DpoLoss(Options.Dpo, Options.Loss with { SftOnly = false }),
+        TrainingObjective.Rrhf => _rrhfLoss ??= new RrhfLoss(Options.Rrhf, Options.Loss with { SftOnly = false }),
+        _ => ContrastiveLoss,
+    };
+
+    private DpoLoss? _dpoLoss;
+    private RrhfLoss? _rrhfLoss;
 
     private IPreferenceLoss CreateLoss(ContrastivePreferenceOptions options, bool fusable)
     {
@@ -136,6 +145,7 @@ public sealed class StableAlignmentTrainer : IDisposable
         var stepsPerEpoch = (batchesPerEpoch + accumulation - 1) / accumulation;
         var totalSteps = stepsPerEpoch * stage.Epochs;
         var loss = LossFor(stage.Objective);
+        var reference = stage.Reference;
         var stepsBefore = run.Steps.Count;
         ResidentMemory.ResetPeak(); // the stage's peak starts here
         if (Position.Stage != stageIndex) Position = new TrainingPosition(stageIndex, 0, 0, 0, Position.GlobalStep);
@@ -153,7 +163,7 @@ public sealed class StableAlignmentTrainer : IDisposable
                     if (batchIndex++ < Position.NextBatch) continue;
                     // The last window of an epoch may be short; scale its losses by its true size.
                     var windowSize = Math.Min(accumulation, batchesPerEpoch - (batchIndex - 1 - window.Batches));
-                    AccumulateBatch(batch, loss, window, Math.Max(1, windowSize));
+                    AccumulateBatch(batch, loss, reference, window, Math.Max(1, windowSize));
                 }
 
                 if (window.Batches == accumulation || batchIndex == batchesPerEpoch)
@@ -203,10 +213,10 @@ public sealed class StableAlignmentTrainer : IDisposable
     }
 
     /// <summary>Forward and backward of one batch; gradients add up in the parameters until the window closes.</summary>
-    private void AccumulateBatch(PreferenceBatch batch, IPreferenceLoss loss, StepWindow window, int windowSize)
+    private void AccumulateBatch(PreferenceBatch batch, IPreferenceLoss loss, ReferenceModel? reference, StepWindow window, int windowSize)
     {
         using var scope = NewDisposeScope();
-        using var result = Evaluate(batch, loss);
+        using var result = Evaluate(batch, loss, reference);
         var value = result.Loss.item<float>();
         window.Batches++;
         window.Tokens += batch.InputIds.numel() - batch.PaddingTokens;
@@ -227,14 +237,17 @@ public sealed class StableAlignmentTrainer : IDisposable
 
     /// <summary>
     /// The model's forward pass on one batch (moved to the model's device) and the loss: fused with the output layer
-    /// when <see cref="FusedOutputLoss"/>, else on the materialised logits.
+    /// when <see cref="FusedOutputLoss"/> and the objective is the contrastive one, else on the materialised logits
+    /// (DPO and RRHF, which also need the reference model's NLLs).
     /// </summary>
-    private PreferenceLossResult Evaluate(PreferenceBatch batch, IPreferenceLoss loss)
+    private PreferenceLossResult Evaluate(PreferenceBatch batch, IPreferenceLoss loss, ReferenceModel? reference)
     {
-        var (targets, groups, ratings, mask) = (batch.Targets.to(Device), batch.Groups.to(Device), batch.Ratings.to(Device), batch.LossMask.to(Device));
-        if (FusedOutputLoss && _model.OutputWeight is { } weight)
-            return ((ContrastivePreferenceLoss)loss).ComputeFromHidden(_model.HiddenStates(batch.InputIds.to(Device)), weight, targets, groups, ratings, mask);
-        return loss.Compute(_model.forward(batch.InputIds.to(Device)), targets, groups, ratings, mask);
+        if (FusedOutputLoss && loss is ContrastivePreferenceLoss contrastive && _model.OutputWeight is { } weight)
+        {
+            return contrastive.ComputeFromHidden(_model.HiddenStates(batch.InputIds.to(Device)), weight,
+                batch.Targets.to(Device), batch.Groups.to(Device), batch.Ratings.to(Device), batch.LossMask.to(Device));
+        }
+        return HeldOutRanking.Compute(loss, _model.forward(batch.InputIds.to(Device)), batch, reference, Device);
     }
 
     private void FinishStep(TrainingStage stage, StepWindow window, TrainingPosition next, int totalSteps, RunRecorder run)
@@ -292,7 +305,7 @@ public sealed class StableAlignmentTrainer : IDisposable
 
     private ValidationMetrics ValidateAndRecord(TrainingStage stage, RunRecorder run)
     {
-        var metrics = Validate(stage.Validation!, stage.Objective, stage.Name);
+        var metrics = Validate(stage.Validation!, stage.Objective, stage.Name, stage.Reference);
         run.Add(metrics, stage);
         return metrics;
     }
@@ -304,13 +317,17 @@ public sealed class StableAlignmentTrainer : IDisposable
     /// <param name="source">The held-out batches (epoch 0 is used).</param>
     /// <param name="objective">The objective whose loss is reported.</param>
     /// <param name="stageName">A label for the result.</param>
+    /// <param name="reference">The reference model; required for <see cref="TrainingObjective.Dpo"/>.</param>
     /// <returns>The figures.</returns>
-    public ValidationMetrics Validate(IPreferenceBatchSource source, TrainingObjective objective = TrainingObjective.Contrastive, string stageName = "validation")
+    public ValidationMetrics Validate(IPreferenceBatchSource source, TrainingObjective objective = TrainingObjective.Contrastive, string stageName = "validation",
+        ReferenceModel? reference = null)
     {
         ArgumentNullException.ThrowIfNull(source);
+        if (objective == TrainingObjective.Dpo && reference is null)
+            throw new ArgumentException("Validating the Dpo objective needs the reference model.", nameof(reference));
         double sft = 0, ranking = 0, lossSum = 0;
         int groups = 0, rankable = 0, correct = 0;
-        HeldOutRanking.Score(_model, source, LossFor(objective), (_, result) =>
+        HeldOutRanking.Score(_model, source, LossFor(objective), reference, (_, result) =>
         {
             var g = (int)result.SftTerms.shape[0];
             sft += result.SftTerms.sum().item<float>();

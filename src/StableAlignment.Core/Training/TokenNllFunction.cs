@@ -18,7 +18,11 @@ internal sealed class TokenNllFunction : torch.autograd.SingleTensorFunction<Tok
     /// <summary>How the rows are computed and where the gradient goes.</summary>
     /// <param name="Rows">The per-row work.</param>
     /// <param name="OverwriteLogits">Write the gradient over the logits' storage instead of a new tensor.</param>
-    internal sealed record Settings(ILogitRowLoss Rows, bool OverwriteLogits);
+    internal sealed record Settings(ILogitRowLoss Rows, bool OverwriteLogits)
+    {
+        /// <summary>TorchSharp operations on any device, gradient in a new tensor: for the baselines' response NLLs.</summary>
+        public static Settings TorchOps { get; } = new(new TorchLogitRowLoss(), OverwriteLogits: false);
+    }
 
     public override string Name => "StableAlignmentTokenNll";
 

@@ -52,6 +52,12 @@ public sealed record TrainerOptions
     /// <summary>Options of the contrastive objective; SFT stages use the same options in SFT-only mode.</summary>
     public ContrastivePreferenceOptions Loss { get; init; } = new();
 
+    /// <summary>Options of <see cref="TrainingObjective.Dpo"/> stages (beta 0.1 by default); their inputs follow <see cref="Loss"/>.</summary>
+    public DpoOptions Dpo { get; init; } = new();
+
+    /// <summary>Options of <see cref="TrainingObjective.Rrhf"/> stages (ranking weight 1 by default); their inputs follow <see cref="Loss"/>.</summary>
+    public RrhfOptions Rrhf { get; init; } = new();
+
     /// <summary>Which loss implementation to use. Default <see cref="PreferenceLossBackend.Auto"/>.</summary>
     public PreferenceLossBackend LossBackend { get; init; } = PreferenceLossBackend.Auto;
 
@@ -72,7 +78,10 @@ public sealed record TrainerOptions
     /// </summary>
     public bool ActivationCheckpointing { get; init; }
 
-    /// <summary>Overrides <see cref="LossBackend"/>: builds the loss from the (stage-adjusted) options.</summary>
+    /// <summary>
+    /// Overrides <see cref="LossBackend"/> for the contrastive and SFT objectives: builds the loss from the
+    /// (stage-adjusted) options. DPO and RRHF stages always use <see cref="DpoLoss"/> and <see cref="RrhfLoss"/>.
+    /// </summary>
     public Func<ContrastivePreferenceOptions, IPreferenceLoss>? LossFactory { get; init; }
 
     /// <summary>Validate every this many optimizer steps (and at each stage's end); 0 validates only at stage ends. Default 50.</summary>
@@ -127,6 +136,10 @@ public sealed record TrainerOptions
         Check(double.IsFinite(MaxGradientNorm) && MaxGradientNorm >= 0, nameof(MaxGradientNorm), MaxGradientNorm, "must be a non-negative finite number");
         Check(Loss is not null, nameof(Loss), "null", "must be set");
         Loss!.Validate();
+        Check(Dpo is not null, nameof(Dpo), "null", "must be set");
+        Dpo!.Validate();
+        Check(Rrhf is not null, nameof(Rrhf), "null", "must be set");
+        Rrhf!.Validate();
         Check(Enum.IsDefined(LossBackend), nameof(LossBackend), LossBackend, "must be a defined backend");
         Check(ValidateEverySteps >= 0, nameof(ValidateEverySteps), ValidateEverySteps, "must be non-negative");
         Check(MaxConsecutiveNonFiniteSteps > 0, nameof(MaxConsecutiveNonFiniteSteps), MaxConsecutiveNonFiniteSteps, "must be positive");

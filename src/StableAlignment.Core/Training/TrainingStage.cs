@@ -10,6 +10,12 @@ public enum TrainingObjective
 
     /// <summary>Plain supervised fine-tuning: the NLL of the best-rated response of each query only.</summary>
     Sft,
+
+    /// <summary>Direct Preference Optimization (<see cref="DpoLoss"/>) against the stage's <see cref="TrainingStage.Reference"/>.</summary>
+    Dpo,
+
+    /// <summary>RRHF (<see cref="RrhfLoss"/>): a ranking hinge over every ordered pair plus SFT on the best response.</summary>
+    Rrhf,
 }
 
 /// <summary>One stage of a training run: its data, objective and length.</summary>
@@ -33,6 +39,12 @@ public sealed record TrainingStage
     /// </summary>
     public double? LearningRate { get; init; }
 
+    /// <summary>
+    /// The frozen reference model of a <see cref="TrainingObjective.Dpo"/> stage (required there, unused otherwise), for
+    /// training and validation batches alike. The stage does not own it: dispose it after training.
+    /// </summary>
+    public ReferenceModel? Reference { get; init; }
+
     /// <summary>Held-out batches evaluated every <see cref="TrainerOptions.ValidateEverySteps"/> steps and at the stage's end; null skips validation.</summary>
     public IPreferenceBatchSource? Validation { get; init; }
 
@@ -43,6 +55,8 @@ public sealed record TrainingStage
         if (string.IsNullOrWhiteSpace(Name)) throw new ArgumentException("A stage needs a non-empty Name.", nameof(Name));
         if (Train is null) throw new ArgumentException($"Stage '{Name}' has no Train source.", nameof(Train));
         if (!Enum.IsDefined(Objective)) throw new ArgumentException($"Stage '{Name}': unknown objective {(int)Objective}.", nameof(Objective));
+        if (Objective == TrainingObjective.Dpo && Reference is null)
+            throw new ArgumentException($"Stage '{Name}': objective Dpo needs a Reference model (for example the model after an SFT stage).", nameof(Reference));
         if (Epochs <= 0) throw new ArgumentException($"Stage '{Name}': Epochs must be positive, got {Epochs}.", nameof(Epochs));
         if (LearningRate is double lr && !(lr > 0 && double.IsFinite(lr)))
             throw new ArgumentException($"Stage '{Name}': LearningRate must be positive and finite, got {lr}.", nameof(LearningRate));

@@ -1,47 +1,31 @@
 using FsCheck.Xunit;
 using Microsoft.Extensions.AI;
+using StableAlignment.Core.ChatClients;
 using StableAlignment.Core.Evaluation;
 using StableAlignment.Core.Sandbox;
-using StableAlignment.Core.ChatClients;
 
-namespace StableAlignment.Core.Tests.Evaluation;
+namespace StableAlignment.Core.Tests.ChatClients;
 
 public class SocietyJudgeChatClientTests
 {
-    // The documented mapping, written out: level L of 1..7 -> round(1 + 1.5 (L - 1)), halves up.
-    private static readonly int[] ExpectedScore = [1, 3, 4, 6, 7, 9, 10];
-
-    private static readonly OfflineSocietyChatClient Society = new(seed: 1);
-
-    [Theory]
-    [InlineData(1, 1)]
-    [InlineData(4, 6)]
-    [InlineData(7, 10)]
-    public void Society_levels_map_linearly_onto_the_judge_scale(int level, int score)
-    {
-        Assert.Equal(score, SocietyJudgeChatClient.ToJudgeScore(level));
-        Assert.Equal(ExpectedScore[level - 1], SocietyJudgeChatClient.ToJudgeScore(level));
-        Assert.Throws<ArgumentOutOfRangeException>(() => SocietyJudgeChatClient.ToJudgeScore(0));
-        Assert.Throws<ArgumentOutOfRangeException>(() => SocietyJudgeChatClient.ToJudgeScore(8));
-    }
+    private static SocietyJudge Judge => SocietyJudgeFixture.Judge;
 
     [Fact]
-    public async Task The_judge_gets_the_societys_rating_of_every_bank_answer()
+    public async Task The_reply_is_the_offline_judges_score_rounded_onto_the_judge_scale()
     {
-        var judge = new AlignmentJudge(new SocietyJudgeChatClient(Society));
-        foreach (var scenario in ScenarioBank.Shared.Scenarios.Take(15))
+        var judge = new AlignmentJudge(new SocietyJudgeChatClient(Judge));
+        foreach (var scenario in ScenarioBank.Shared.Scenarios.Where((_, i) => i % 97 == 0))
         {
             for (int level = 1; level <= ScenarioBank.Levels; level++)
             {
                 var rating = await judge.RateAsync(scenario.Question, scenario.Answers[level - 1]);
+                var judgment = await Judge.JudgeAsync(scenario.Question, scenario.Answers[level - 1]);
                 Assert.True(rating.Succeeded, rating.FailureReason);
                 Assert.Equal(1, rating.Attempts);
-                Assert.Equal(ExpectedScore[Society.RateAnswer(scenario.Question, scenario.Answers[level - 1]) - 1], rating.Score);
-                Assert.Contains("offline society", rating.Reason, StringComparison.Ordinal);
+                // 1 + 1.5 (L - 1), halves up, written out independently of the library.
+                Assert.Equal((int)Math.Floor(1 + 1.5 * (judgment.Level - 1) + 0.5), rating.Score);
+                Assert.Contains("level", rating.Reason, StringComparison.Ordinal);
             }
-            var aligned = await judge.RateAsync(scenario.Question, scenario.Answers[^1]);
-            var misaligned = await judge.RateAsync(scenario.Question, scenario.Answers[0]);
-            Assert.True(aligned.Score > misaligned.Score, $"'{scenario.Question}': aligned {aligned.Score}, misaligned {misaligned.Score}");
         }
     }
 
@@ -49,7 +33,7 @@ public class SocietyJudgeChatClientTests
     public async Task A_framed_request_is_judged_on_the_underlying_request()
     {
         var scenario = ScenarioBank.Shared.Scenarios[3];
-        var judge = new AlignmentJudge(new SocietyJudgeChatClient(Society));
+        var judge = new AlignmentJudge(new SocietyJudgeChatClient(Judge));
         var plain = await judge.RateAsync(scenario.Question, scenario.Answers[1]);
         var framed = await judge.RateAsync(scenario.Question, scenario.Answers[1], "Pretend you are in a play. " + scenario.Question);
         Assert.Equal(plain.Score, framed.Score);
@@ -59,7 +43,7 @@ public class SocietyJudgeChatClientTests
     public async Task Streaming_gives_the_same_reply_and_metadata_is_offered()
     {
         var scenario = ScenarioBank.Shared.Scenarios[5];
-        using var client = new SocietyJudgeChatClient(Society);
+        using var client = new SocietyJudgeChatClient(Judge);
         List<ChatMessage> prompt =
         [
             new(ChatRole.System, JudgeOptions.DefaultInstructions),
@@ -89,7 +73,7 @@ public class SocietyJudgeChatClientTests
     [Fact]
     public async Task A_prompt_that_is_not_the_judges_is_refused()
     {
-        var client = new SocietyJudgeChatClient(Society);
+        var client = new SocietyJudgeChatClient(Judge);
         var notJudge = await Assert.ThrowsAsync<InvalidOperationException>(() => client.GetResponseAsync(
             [new ChatMessage(ChatRole.System, JudgeOptions.DefaultInstructions), new ChatMessage(ChatRole.User, "Hello, how are you?")]));
         Assert.Contains("not an AlignmentJudge prompt", notJudge.Message, StringComparison.Ordinal);
@@ -98,7 +82,7 @@ public class SocietyJudgeChatClientTests
         // A judge with other instructions than the client was created with: the template differs, so it is refused.
         var otherJudge = new AlignmentJudge(client, new JudgeOptions { Instructions = "Rate it." });
         await Assert.ThrowsAsync<InvalidOperationException>(() => otherJudge.RateAsync("q", "a"));
-        var matching = new AlignmentJudge(new SocietyJudgeChatClient(Society, new JudgeOptions { Instructions = "Rate it." }),
+        var matching = new AlignmentJudge(new SocietyJudgeChatClient(Judge, new JudgeOptions { Instructions = "Rate it." }),
             new JudgeOptions { Instructions = "Rate it." });
         Assert.True((await matching.RateAsync("q", "a")).Succeeded);
     }

@@ -4,6 +4,7 @@ using Microsoft.Extensions.AI;
 using StableAlignment.Core.ChatClients;
 using StableAlignment.Core.Experiment;
 using StableAlignment.Core.Sandbox;
+using StableAlignment.Core.Tests.ChatClients;
 using StableAlignment.Core.Tests.Experiment;
 using StableAlignment.Core.Tests.Sandbox;
 using Xunit.Abstractions;
@@ -76,7 +77,7 @@ public sealed class FaultInjectionTests(FaultBaselines baseline, ITestOutputHelp
         new OfflineSocietyChatClient(5).GetResponseAsync(messages).GetAwaiter().GetResult().Text;
 
     private static string JudgeReply(IReadOnlyList<ChatMessage> messages) =>
-        new SocietyJudgeChatClient(new OfflineSocietyChatClient(42)).GetResponseAsync(messages).GetAwaiter().GetResult().Text;
+        new SocietyJudgeChatClient(SocietyJudgeFixture.Judge).GetResponseAsync(messages).GetAwaiter().GetResult().Text;
 
     private string[] SimulateArgs(string dir, FakeModelServer server, bool ollama, params string[] extra) =>
         SimulateArgs(baseline.Questions, dir, server, ollama, extra);

@@ -23,6 +23,8 @@ public class SampleBuildingTests
             new AlignmentSample(SampleKind.Imitation, Question, "", Revision, 5.5),
             new AlignmentSample(SampleKind.SelfCritic, Question + CriticSuffix, Draft, Feedback1, 3.0),
             new AlignmentSample(SampleKind.SelfCritic, Question + CriticSuffix, Draft, Feedback2, 3.0),
+            // The realignment prompt groups the draft, rated before revision, with the revision, rated after it.
+            new AlignmentSample(SampleKind.Realignment, Question + "\n" + Draft + ReviseLine, Feedback1 + "\n" + Feedback2, Draft, 3.0),
             new AlignmentSample(SampleKind.Realignment, Question + "\n" + Draft + ReviseLine, Feedback1 + "\n" + Feedback2, Revision, 5.5),
         };
         Assert.Equal(expected, samples);
@@ -79,7 +81,56 @@ public class SampleBuildingTests
     public void Realignment_needs_an_improvement_rated_above_the_middle(int before, int after, bool kept)
     {
         var samples = AlignmentDataset.BuildSamples([Record(draftAlignment: [before], revisionAlignment: [after])], KeepAll);
-        Assert.Equal(kept ? 1 : 0, samples.Count(s => s.Kind == SampleKind.Realignment));
+        var group = samples.Where(s => s.Kind == SampleKind.Realignment).Select(s => (s.Output, s.Rating)).ToList();
+        Assert.Equal(kept ? [(Draft, (double)before), (Revision, (double)after)] : [], group);
+    }
+
+    [Fact]
+    public void Every_feedback_revision_pass_joins_the_realignment_group_with_its_own_rating()
+    {
+        // Three passes: 3 -> 5 (kept), 5 -> 6 (kept), 6 -> 4 (not kept, still a rated answer to learn from).
+        const string second = "I won't help. Taking money from the till is theft; if you need money, ask about an advance.";
+        const string third = "Maybe just don't.";
+        var passes = new[] { (Revision, 5), (second, 6), (third, 4) }
+            .Select(p => new RevisionPass([new PeerFeedback(11, Ok(4, Feedback1))], p.Item1, [Observer(100, p.Item2)])).ToList();
+        var record = Record(revision: second, revisionAlignment: [6]) with { Passes = 2, PassHistory = passes };
+
+        var group = AlignmentDataset.BuildSamples([record], KeepAll).Where(s => s.Kind == SampleKind.Realignment).ToList();
+
+        Assert.Equal([(Draft, 3.0), (Revision, 5.0), (second, 6.0), (third, 4.0)], group.Select(s => (s.Output, s.Rating)));
+        // One prompt for the whole group: the question, the draft and the first pass's feedback.
+        Assert.Single(group.Select(s => (s.Instruction, s.Input)).Distinct());
+        Assert.Equal(Feedback1 + "\n" + Feedback2, group[0].Input);
+    }
+
+    [Fact]
+    public void A_realignment_group_needs_its_best_answer_to_be_an_improved_revision()
+    {
+        static RevisionPass Pass(string text, int rating) => new([], text, [Observer(100, rating)]);
+        // The best revision (5) improves on the draft (3) and is above the middle, although the last pass got worse.
+        var improved = Record(revisionAlignment: [5]) with { PassHistory = [Pass(Revision, 5), Pass("Worse.", 2)] };
+        // A revision that repeats the draft word for word is not a revision; nothing else improved.
+        var repeated = Record(revision: Draft, revisionAlignment: [5]);
+        // Every revision is rated below the middle.
+        var weak = Record(revisionAlignment: [4]) with { PassHistory = [Pass(Revision, 4), Pass("Also weak.", 4)] };
+
+        int Groups(InteractionRecord r) => AlignmentDataset.FromInteractions([r], KeepAll).Kinds.Count(k => k == SampleKind.Realignment);
+        Assert.Equal((1, 0, 0), (Groups(improved), Groups(repeated), Groups(weak)));
+    }
+
+    [Fact]
+    public void Mixing_draws_realignment_groups_whole()
+    {
+        // 20 realignment groups of three responses, 50 imitation and 30 self-critic samples.
+        var realignment = Enumerable.Range(0, 20).SelectMany(g => new[] { 2.0, 5.0, 6.0 }.Select(r =>
+            new AlignmentSample(SampleKind.Realignment, "q" + g, "f", "r" + r, r))).ToList();
+        var samples = Enumerable.Range(0, 50).Select(i => new AlignmentSample(SampleKind.Imitation, "q" + i, "", "a", 5))
+            .Concat(Enumerable.Range(0, 30).Select(i => new AlignmentSample(SampleKind.SelfCritic, "q" + i, "x", "c", 5)))
+            .Concat(realignment).ToList();
+        var chosen = SampleBuilderAccess.Mix(samples, KindMix.Reference, seed: 4).Where(s => s.Kind == SampleKind.Realignment).ToList();
+        // Scale min(50/5, 30/1, 20/1) = 10: ten whole groups, none cut apart.
+        Assert.Equal(30, chosen.Count);
+        Assert.All(chosen.GroupBy(s => s.Instruction), g => Assert.Equal(3, g.Count()));
     }
 
     [Fact]
@@ -88,7 +139,7 @@ public class SampleBuildingTests
         // On a 1-10 scale the middle is 5.5: a 5 after a 3 is not enough, a 6 is.
         var options = KeepAll with { MaxRating = 10 };
         Assert.DoesNotContain(AlignmentDataset.BuildSamples([Record(draftAlignment: [3], revisionAlignment: [5])], options), s => s.Kind == SampleKind.Realignment);
-        Assert.Single(AlignmentDataset.BuildSamples([Record(draftAlignment: [3], revisionAlignment: [6])], options), s => s.Kind == SampleKind.Realignment);
+        Assert.Equal(2, AlignmentDataset.BuildSamples([Record(draftAlignment: [3], revisionAlignment: [6])], options).Count(s => s.Kind == SampleKind.Realignment));
     }
 
     [Fact]
@@ -114,7 +165,7 @@ public class SampleBuildingTests
         Assert.Equal([SampleKind.Imitation, SampleKind.SelfCritic, SampleKind.Realignment], ds.Kinds);
         Assert.Equal("### Instruction:\n" + Question + "\n\n### Response:", ds.Records[0].Query);
         Assert.Equal("### Instruction:\n" + Question + CriticSuffix + "\n\n### Input:\n" + Draft + "\n\n### Response:", ds.Records[1].Query);
-        Assert.Equal(5, ds.SampleCount);
+        Assert.Equal(6, ds.SampleCount);
     }
 
     [Theory]
@@ -168,6 +219,6 @@ public class SampleBuildingTests
 
     private static class SampleBuilderAccess
     {
-        public static List<AlignmentSample> Mix(IReadOnlyList<AlignmentSample> s, KindMix m, int seed) => SampleBuilder.Mix(s, m, seed);
+        public static List<AlignmentSample> Mix(IReadOnlyList<AlignmentSample> s, KindMix m, int seed) => SampleBuilder.Mix(s, m, seed, PromptTemplate.Alpaca);
     }
 }

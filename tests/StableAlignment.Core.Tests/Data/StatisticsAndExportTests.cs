@@ -23,7 +23,8 @@ public sealed class StatisticsAndExportTests : IDisposable
         Assert.Equal([0L, 0, 1, 0, 0, 1, 0], imitation.RatingHistogram);
         var critic = stats.PerKind[(int)SampleKind.SelfCritic];
         Assert.Equal([0L, 0, 2, 0, 0, 0, 0], critic.RatingHistogram);
-        Assert.Equal(1, stats.PerKind[(int)SampleKind.Realignment].Samples);
+        // One realignment query: the draft and the revision.
+        Assert.Equal((1, 2L), (stats.PerKind[(int)SampleKind.Realignment].Queries, stats.PerKind[(int)SampleKind.Realignment].Samples));
 
         // Two response lengths: p50 is their midpoint, p90 lies 90% of the way, max is the longer.
         double a = Draft.Length, b = Revision.Length;

@@ -3,6 +3,7 @@ using Microsoft.Extensions.AI;
 using StableAlignment.Core.ChatClients;
 using StableAlignment.Core.Experiment;
 using StableAlignment.Core.Sandbox;
+using StableAlignment.Core.Tests.ChatClients;
 
 namespace StableAlignment.Core.Tests.Experiment;
 
@@ -55,7 +56,7 @@ public sealed class TrainedRunFolder : IAsyncLifetime, IDisposable
 public sealed class RunFolderSafetyTests(TrainedRunFolder trained) : IClassFixture<TrainedRunFolder>
 {
     /// <summary>The offline judge, counting its calls, failing with "connection refused" from call <paramref name="failFrom"/> on.</summary>
-    private sealed class CountingJudge(int failFrom = int.MaxValue) : DelegatingChatClient(new SocietyJudgeChatClient(new OfflineSocietyChatClient(7)))
+    private sealed class CountingJudge(int failFrom = int.MaxValue) : DelegatingChatClient(new SocietyJudgeChatClient(SocietyJudgeFixture.Judge))
     {
         private int _calls;
 

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using StableAlignment.Core.Data;
 using StableAlignment.Core.Evaluation;
 using StableAlignment.Core.Experiment;
 using StableAlignment.Core.Models;
@@ -57,7 +58,9 @@ public sealed class StableAlignmentExperimentTests
     {
         using var dir = new TempFolder();
         var lora = ExperimentVariant.Full with { Name = "IL+SC+RA LoRA", Lora = new LoraOptions { Rank = 4, Alpha = 8 } };
-        var options = Tiny with { Variants = [ExperimentVariant.SftBaseline, ExperimentVariant.Full, lora] };
+        // DPO with LoRA: its frozen reference is the SFT phase's snapshot, which holds the adapters too.
+        var dpoLora = ExperimentVariant.Dpo with { Name = "DPO LoRA", Lora = lora.Lora };
+        var options = Tiny with { Variants = [ExperimentVariant.Sft, ExperimentVariant.Full, lora, dpoLora] };
         var questions = QuestionSource.FromEnumerable(QuestionSource.BuiltIn().Questions.Take(6));
         var experiment = new StableAlignmentExperiment(options, dir.Path, new ExperimentBackends { Questions = questions });
         await experiment.RunAsync();
@@ -66,10 +69,12 @@ public sealed class StableAlignmentExperimentTests
         Assert.Contains("| IL+SC+RA |", report, StringComparison.Ordinal);
         Assert.Contains("| IL+SC+RA LoRA |", report, StringComparison.Ordinal);
         var runs = JsonNode.Parse(File.ReadAllText(experiment.Folder.TrainingSummary))!["runs"]!.AsArray();
-        Assert.Equal(3, runs.Count);
+        Assert.Equal(4, runs.Count);
         long Trainable(int i) => runs[i]!["trainableParameters"]!.GetValue<long>();
         Assert.Equal(runs[1]!["parameters"]!.GetValue<long>(), Trainable(1));
         Assert.InRange(Trainable(2), 1, Trainable(1) / 2);
+        Assert.Equal(Trainable(2), Trainable(3));
+        Assert.Contains("| DPO LoRA |", report, StringComparison.Ordinal);
 
         await experiment.ExportAsync(lora.Name, ExportFormat.Peft, null, dir.File("adapter"));
         Assert.True(File.Exists(Path.Combine(dir.File("adapter"), "adapter_config.json")));
@@ -79,6 +84,49 @@ public sealed class StableAlignmentExperimentTests
         Assert.True(File.Exists(Path.Combine(dir.File("hf"), "model.safetensors")));
         var missing = await Assert.ThrowsAsync<ExperimentException>(() => experiment.ExportAsync("IL+SC", ExportFormat.Gguf, null, dir.File("x.gguf")));
         Assert.Contains("no variant 'IL+SC'", missing.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Two_training_seeds_train_and_evaluate_the_paper_rows_on_the_same_data_with_one_step_budget()
+    {
+        using var dir = new TempFolder();
+        var questions = QuestionSource.FromEnumerable(QuestionSource.BuiltIn().Questions.Take(6));
+        var experiment = new StableAlignmentExperiment(Tiny with { Seeds = 2, Seed = 5 }, dir.Path, new ExperimentBackends { Questions = questions });
+        string report = File.ReadAllText(await experiment.RunAsync());
+
+        var first = System.Text.Json.JsonSerializer.Deserialize<TrainingSummary>(File.ReadAllText(experiment.Folder.TrainingSummary), TrainingSummary.Json)!;
+        var second = System.Text.Json.JsonSerializer.Deserialize<TrainingSummary>(
+            File.ReadAllText(experiment.Folder.ForSeed(1, 6).TrainingSummary), TrainingSummary.Json)!;
+        Assert.Equal((5, 6), (first.Seed, second.Seed));
+        // Every trained run gets the full run's optimizer steps, the SFT phase of DPO and RRHF included; the start model none.
+        Assert.All(first.Runs, r => Assert.Equal(first.StepBudget, r.Steps));
+        Assert.Equal(0, first.Variants.Single(v => v.Name == "start").Steps);
+        Assert.Equal(ExperimentVariant.Paper.Select(v => v.Name), first.Variants.Select(v => v.Name));
+        Assert.True(File.Exists(Path.Combine(experiment.Folder.ForSeed(1, 6).CheckpointDirectory(ExperimentVariant.Dpo), "model.bin")));
+        Assert.True(File.Exists(Path.Combine(experiment.Folder.ForSeed(1, 6).ItemResultsFile)));
+        // The paper's table shape: mean ± sd over the two seeds, the paper's rows beside, the claims.
+        foreach (var v in ExperimentVariant.Paper) Assert.Contains($"| {v.Name} |", report, StringComparison.Ordinal);
+        Assert.Contains("± ", report, StringComparison.Ordinal);
+        Assert.Contains("| DPO | DPO | 6.54 ± 1.6 |", report, StringComparison.Ordinal);
+        foreach (int claim in new[] { 1, 2, 3 }) Assert.Contains($"Claim {claim}, ", report, StringComparison.Ordinal);
+        Assert.Contains("Spearman", report, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task On_the_default_run_every_realignment_group_holds_two_or_more_responses_with_distinct_ratings()
+    {
+        using var dir = new TempFolder();
+        // The default run's world, protocol and dataset rules, for a few rounds.
+        var options = ExperimentOptions.Default with { Rounds = 3 };
+        Assert.True(options.Sandbox.MaxFeedbackPasses >= 2);
+        var experiment = new StableAlignmentExperiment(options, dir.Path);
+        await experiment.SimulateAsync();
+        var dataset = AlignmentDataset.FromInteractions(SandboxLog.ReadRecords(experiment.Folder.SandboxLog), options.Dataset with { Seed = options.Seed });
+        var groups = dataset.Records.Where((_, i) => dataset.Kinds[i] == SampleKind.Realignment).ToList();
+        Assert.NotEmpty(groups);
+        Assert.All(groups, g => Assert.True(g.Scores.Distinct().Count() >= 2, $"{g.Query}: [{string.Join(", ", g.Scores)}]"));
+        // Some groups hold the answers of both passes.
+        Assert.Contains(groups, g => g.Responses.Count >= 3);
     }
 
     [Fact]
@@ -102,6 +150,9 @@ public sealed class StableAlignmentExperimentTests
         Assert.Contains("Heads", Message(Tiny with { Model = Tiny.Model with { Heads = 3 } }), StringComparison.Ordinal);
         Assert.Contains("'warm-up'", Message(Tiny with { Variants = [new ExperimentVariant("x", AlignmentRecipe.SftOnly, "warm-up")] }), StringComparison.Ordinal);
         Assert.Contains("'IL' twice", Message(Tiny with { Variants = [ExperimentVariant.Imitation, ExperimentVariant.Imitation] }), StringComparison.Ordinal);
+        Assert.Contains("Seeds", Message(Tiny with { Seeds = 0 }), StringComparison.Ordinal);
+        Assert.Contains("BaselineSftShare", Message(Tiny with { Training = Tiny.Training with { BaselineSftShare = 1 } }), StringComparison.Ordinal);
+        Assert.Contains("Stable Alignment", Message(Tiny with { Variants = [ExperimentVariant.Start, ExperimentVariant.Sft] }), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -112,6 +163,8 @@ public sealed class StableAlignmentExperimentTests
         Assert.Equal((6, 80, 128, 32), (d.Sandbox.GridSize, d.Rounds, d.Model.HiddenSize, d.Evaluation.JudgePrompts));
         Assert.Equal((4, 24, 96, 12), (q.Sandbox.GridSize, q.Rounds, q.Model.HiddenSize, q.Evaluation.JudgePrompts));
         Assert.Equal(d.Training, q.Training);
+        Assert.Equal((2, 1), (d.Seeds, q.Seeds));
+        Assert.Equal((2, 2), (d.Sandbox.MaxFeedbackPasses, q.Sandbox.MaxFeedbackPasses));
         // One seed for every step: the sandbox takes the experiment's.
         Assert.Equal(42, d.SeededSandbox.Seed);
         Assert.Equal(7, (d with { Seed = 7 }).SeededSandbox.Seed);

@@ -225,6 +225,19 @@ public class TextGeneratorTests
     }
 
     [Fact]
+    public void The_repetition_penalty_divides_positive_and_multiplies_negative_logits_of_tokens_already_generated()
+    {
+        float[] logits = [2f, -1f, 0.5f, 3f];
+        TokenSampler.Penalise(logits, new HashSet<int> { 0, 1, 9 }, 2f);
+        Assert.Equal([1f, -2f, 0.5f, 3f], logits);
+        // Greedy decoding picks the runner-up once the leader has been generated and the penalty pulls it below.
+        var penalised = new GenerationOptions { RepetitionPenalty = 1.1 };
+        Assert.Equal(0, TokenSampler.Sample(new float[] { 3f, 2.9f }, penalised, new Random(1), new HashSet<int>()));
+        Assert.Equal(1, TokenSampler.Sample(new float[] { 3f, 2.9f }, penalised, new Random(1), new HashSet<int> { 0 }));
+        Assert.Equal(0, TokenSampler.Sample(new float[] { 3f, 2.9f }, new GenerationOptions(), new Random(1), new HashSet<int> { 0 }));
+    }
+
+    [Fact]
     public void Hugging_Face_tokenizer_json_builds_a_bpe_tokenizer()
     {
         using var file = new TempFile("""

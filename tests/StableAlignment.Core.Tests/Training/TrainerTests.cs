@@ -37,7 +37,6 @@ public class TrainerTests
     [InlineData(AlignmentRecipe.Imitation, "1C")]
     [InlineData(AlignmentRecipe.ImitationSelfCritic, "1C 2S")]
     [InlineData(AlignmentRecipe.ImitationSelfCriticRealignment, "1C 2S 3C")]
-    [InlineData(AlignmentRecipe.SftOnly, "1S 2S 3S")]
     public void Stages_train_on_their_own_data_with_their_objective(AlignmentRecipe recipe, string expected)
     {
         using var model = new CausalLanguageModel(Tiny, seed: 2);
@@ -57,6 +56,38 @@ public class TrainerTests
         Assert.Equal(expected, string.Join(' ', runs));
         Assert.Equal(stages.Select(s => s.Objective), report.Stages.Select(s => s.Objective));
         Assert.Equal(stages.Sum(s => s.Train.Count!.Value), calls.Count);
+    }
+
+    [Theory]
+    [InlineData(AlignmentRecipe.SftOnly, 7, 0, "sft:Sft")]
+    [InlineData(AlignmentRecipe.Dpo, 7, 3, "sft:Sft dpo:Dpo")]
+    [InlineData(AlignmentRecipe.Rrhf, 7, 3, "sft:Sft rrhf:Rrhf")]
+    [InlineData(AlignmentRecipe.Rrhf, 7, 0, "rrhf:Rrhf")]
+    public void A_baseline_spends_exactly_its_step_budget_and_dpo_uses_the_model_after_its_sft_phase(AlignmentRecipe recipe, int steps, int sftSteps, string expected)
+    {
+        using var temp = new TempFolder("sa-baseline-");
+        using var model = new CausalLanguageModel(Tiny, seed: 3);
+        using var reference = ReferenceModel.FromCheckpoint(temp.File("after-sft"));
+        var union = new SyntheticPreferenceSource(tag: 4, batches: 3);
+        var stages = AlignmentStages.Baseline(recipe, union, steps, sftSteps, reference, validation: new SyntheticPreferenceSource(tag: 4, batches: 1, seed: 9));
+        using var trainer = new StableAlignmentTrainer(model, Fast with { StageSnapshots = new Dictionary<string, string> { [AlignmentStages.Sft] = temp.File("after-sft") } });
+        var report = trainer.Train(stages);
+
+        Assert.Equal(steps, report.GlobalSteps);
+        Assert.Equal(expected, string.Join(' ', report.Stages.Select(s => $"{s.Name}:{s.Objective}")));
+        Assert.All(report.Steps, s => Assert.True(double.IsFinite(s.Loss)));
+        // DPO scored every distinct row of its batches (and of the validation batch) under the SFT snapshot.
+        Assert.Equal(recipe == AlignmentRecipe.Dpo, reference.CachedRows > 0);
+    }
+
+    [Fact]
+    public void Baseline_and_paper_recipes_refuse_each_others_builders()
+    {
+        var source = new SyntheticPreferenceSource(tag: 1, batches: 2);
+        Assert.Equal("recipe", Assert.Throws<ArgumentException>(() => AlignmentStages.For(AlignmentRecipe.Dpo, source)).ParamName);
+        Assert.Equal("recipe", Assert.Throws<ArgumentException>(() => AlignmentStages.Baseline(AlignmentRecipe.Imitation, source, 4, 1)).ParamName);
+        Assert.Equal("sftSteps", Assert.Throws<ArgumentException>(() => AlignmentStages.Baseline(AlignmentRecipe.Dpo, source, 4, 4)).ParamName);
+        Assert.Equal("Reference", Assert.Throws<ArgumentException>(() => AlignmentStages.Baseline(AlignmentRecipe.Dpo, source, 4, 1)).ParamName);
     }
 
     [Fact]

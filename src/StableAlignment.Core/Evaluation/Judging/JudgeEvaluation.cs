@@ -78,6 +78,9 @@ public sealed record JudgedItem(string Model, string Task, string Id, string Pro
 /// <param name="Histogram">Count of each score from 1 to 10 (index 0 is score 1).</param>
 public sealed record JudgeSummary(string Model, string Task, int Items, int Failed, MeanEstimate? Score, IReadOnlyList<int> Histogram)
 {
+    /// <summary>Answers a <see cref="FluencyGate"/> found degenerate (counted by whoever ran the evaluation; 0 when not counted).</summary>
+    public int Degenerate { get; init; }
+
     /// <summary>Summarises judged items of one model and task.</summary>
     /// <param name="items">The items.</param>
     /// <param name="confidence">Confidence level of the interval.</param>

@@ -35,12 +35,15 @@ internal static class BackScatterProtocol
         var revisionScores = await ScoreAllAsync(observers, question, revision, firstContext, cancellationToken).ConfigureAwait(false);
 
         int passes = 1;
+        // Every pass is kept for the realignment data, the last (non-improving) one too: each answer has its own rating.
+        var history = new List<RevisionPass> { new(feedback, revision, revisionScores) };
         while (passes < maxPasses)
         {
             var context = draftContext with { Pass = passes + 1 };
             var more = await FeedbackAsync(peers, question, revision, context, peerReady, cancellationToken).ConfigureAwait(false);
             string next = await centre.ReviseAsync(question, revision, more, context, cancellationToken).ConfigureAwait(false);
             var nextScores = await ScoreAllAsync(observers, question, next, context, cancellationToken).ConfigureAwait(false);
+            history.Add(new RevisionPass(more, next, nextScores));
             if (!(MeanAlignment(nextScores) > MeanAlignment(revisionScores))) break;
             (revision, revisionScores) = (next, nextScores);
             passes++;
@@ -58,6 +61,7 @@ internal static class BackScatterProtocol
             DraftScores = await draftScores.ConfigureAwait(false),
             RevisionScores = revisionScores,
             Passes = passes,
+            PassHistory = history.Count > 1 ? history : [],
         };
     }
 

@@ -48,6 +48,16 @@ public sealed record PeerFeedback(int PeerId, RatingOutcome Rating);
 /// <param name="Engagement">Whether the observer would like to keep talking to this agent.</param>
 public sealed record ObserverScore(int ObserverId, RatingOutcome Alignment, RatingOutcome Engagement);
 
+/// <summary>One feedback-revision pass: the peers' feedback on the answer before it, the revision it led to, and the observers' scores of that revision.</summary>
+/// <param name="Feedback">The peers' feedback, sorted best-rated first as shown to the agent.</param>
+/// <param name="Revision">The centre agent's answer after seeing the feedback.</param>
+/// <param name="Scores">The observers' scores of <paramref name="Revision"/>.</param>
+public sealed record RevisionPass(IReadOnlyList<PeerFeedback> Feedback, string Revision, IReadOnlyList<ObserverScore> Scores)
+{
+    /// <summary>Mean observer alignment score of the revision over successful ratings, or <see langword="null"/> when none succeeded.</summary>
+    public double? Alignment => InteractionRecord.MeanAlignment(Scores);
+}
+
 /// <summary>
 /// One Back-Scatter interaction, as recorded by the sandbox and consumed by the alignment dataset builder.
 /// Field for field it covers the reference sandbox's per-agent record (spec §2, step 6).
@@ -81,7 +91,7 @@ public sealed record InteractionRecord
     /// <summary>The observers' scores of the revision.</summary>
     public required IReadOnlyList<ObserverScore> RevisionScores { get; init; }
 
-    /// <summary>How many feedback-revision passes were run (1 in the reference protocol).</summary>
+    /// <summary>How many feedback-revision passes were kept, each improving on the one before (1 in the reference protocol).</summary>
     public int Passes { get; init; } = 1;
 
     /// <summary>The model that wrote the draft, the revision and the peers' feedback (the agents' client's model id), when the client names it.</summary>
@@ -89,6 +99,17 @@ public sealed record InteractionRecord
 
     /// <summary>The model of the observers that scored the draft and the revision, when the client names it.</summary>
     public string? ObserverModel { get; init; }
+
+    /// <summary>
+    /// Every feedback-revision pass in order, the first included, when more than one was run
+    /// (<see cref="SandboxOptions.MaxFeedbackPasses"/> above 1); the last may be a revision that did not improve and so
+    /// is not <see cref="Revision"/>. Empty when only one pass ran: that pass is <see cref="Feedback"/>,
+    /// <see cref="Revision"/> and <see cref="RevisionScores"/>.
+    /// </summary>
+    public IReadOnlyList<RevisionPass> PassHistory { get; init; } = [];
+
+    /// <summary>Every pass that was run: <see cref="PassHistory"/>, or the single pass of the reference protocol.</summary>
+    internal IReadOnlyList<RevisionPass> AllPasses => PassHistory.Count > 0 ? PassHistory : [new RevisionPass(Feedback, Revision, RevisionScores)];
 
     /// <summary>Mean observer alignment score of the draft over successful ratings, or <see langword="null"/> when none succeeded.</summary>
     public double? DraftAlignment => MeanAlignment(DraftScores);
@@ -101,7 +122,7 @@ public sealed record InteractionRecord
         Feedback.Count(f => !f.Rating.Succeeded)
         + DraftScores.Concat(RevisionScores).Sum(s => (s.Alignment.Succeeded ? 0 : 1) + (s.Engagement.Succeeded ? 0 : 1));
 
-    private static double? MeanAlignment(IReadOnlyList<ObserverScore> scores)
+    internal static double? MeanAlignment(IReadOnlyList<ObserverScore> scores)
     {
         double sum = 0;
         int n = 0;
