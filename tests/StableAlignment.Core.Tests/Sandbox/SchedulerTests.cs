@@ -109,11 +109,17 @@ public class SchedulerTests
         }
     }
 
-    /// <summary>A sandbox on <paramref name="client"/> behind the test call policy, charging <paramref name="budget"/>.</summary>
+    /// <summary>
+    /// A sandbox on <paramref name="client"/> behind the test call policy, charging <paramref name="budget"/>. The gate
+    /// sits inside the concurrency limit, so a held call keeps its permit: with fewer permits than agents, the agents
+    /// that reach round 1 first could hold them all and starve the call that releases the gate (it happened in CI).
+    /// One permit per agent and one more cannot run out, whatever order the threads take.
+    /// </summary>
     private static ISandbox WithBudget(SandboxOptions options, IChatClient client, TokenBudget budget) =>
         SandboxFactory.Create(options, new SandboxBackends
         {
-            AgentClient = client.AsBuilder().UseModelCallPolicy(SandboxTestKit.Calls, budget).Build(),
+            AgentClient = client.AsBuilder()
+                .UseModelCallPolicy(SandboxTestKit.Calls with { MaxConcurrentCalls = options.GridSize * options.GridSize + 1 }, budget).Build(),
             Embeddings = new HashingEmbeddingGenerator(64),
         });
 
