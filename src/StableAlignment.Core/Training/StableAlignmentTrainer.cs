@@ -27,6 +27,7 @@ public sealed class StableAlignmentTrainer : IDisposable
     private readonly OptimizerHelper _optimizer;
     private readonly Parameter[] _parameters;
     private int _consecutiveNonFinite;
+    private ResidentMemory.PeakWindow? _stagePeak; // the running stage's, which its steps report
 
     /// <summary>Creates a trainer for <paramref name="model"/>.</summary>
     /// <param name="model">The model to train, on the device training should use. With <see cref="TrainerOptions.Lora"/>
@@ -147,7 +148,8 @@ public sealed class StableAlignmentTrainer : IDisposable
         var loss = LossFor(stage.Objective);
         var reference = stage.Reference;
         var stepsBefore = run.Steps.Count;
-        ResidentMemory.ResetPeak(); // the stage's peak starts here
+        using var peak = ResidentMemory.StartWindow(); // the stage's peak starts here
+        _stagePeak = peak;
         if (Position.Stage != stageIndex) Position = new TrainingPosition(stageIndex, 0, 0, 0, Position.GlobalStep);
 
         _model.train();
@@ -193,7 +195,7 @@ public sealed class StableAlignmentTrainer : IDisposable
         {
             GlobalSteps = Position.GlobalStep,
             ElapsedSeconds = run.Clock.Elapsed.TotalSeconds,
-            PeakResidentBytes = ResidentMemory.PeakBytes(),
+            PeakResidentBytes = peak.Bytes,
         };
         run.Progress?.Report(new TrainingProgress(TrainingEventKind.StageCompleted, stage.Name, totalSteps, null, final));
         return report;
@@ -280,7 +282,7 @@ public sealed class StableAlignmentTrainer : IDisposable
             window.Groups == 0 ? double.NaN : window.SftSum / window.Groups,
             window.Groups == 0 ? double.NaN : window.RankingSum / window.Groups,
             window.Rankable == 0 ? double.NaN : (double)window.Correct / window.Rankable,
-            lr, norm, skipped, window.Tokens, run.Clock.Elapsed.TotalSeconds, ResidentMemory.PeakBytes());
+            lr, norm, skipped, window.Tokens, run.Clock.Elapsed.TotalSeconds, _stagePeak?.Bytes ?? 0);
         run.Add(metrics, totalSteps);
 
         if (_consecutiveNonFinite >= Options.MaxConsecutiveNonFiniteSteps)

@@ -8,9 +8,8 @@ using static TorchSharp.torch;
 namespace StableAlignment.Core.Tests.Training;
 
 /// <summary>
-/// The trainer's fused output layer, activation checkpointing and peak-memory figures: fused training reaches the
-/// weights of unfused training; checkpointed gradients are those of the run without it; the per-stage peak sees memory
-/// a stage touches.
+/// The trainer's fused output layer and activation checkpointing: fused training reaches the weights of unfused
+/// training; checkpointed gradients are those of the run without it.
 /// </summary>
 public sealed class FusedTrainingTests
 {
@@ -174,60 +173,5 @@ public sealed class FusedTrainingTests
             checkpointed.Train(Stages());
         AssertClose(Weights(plainModel), Weights(checkpointedModel), 1e-5, 1e-7);
         Assert.False(checkpointedModel.ActivationCheckpointing); // restored after the run
-    }
-
-    [ProcStatusFact]
-    public void Each_stage_reports_the_peak_resident_memory_it_reached()
-    {
-        using var model = new CausalLanguageModel(Tiny, seed: 8);
-        using var trainer = new StableAlignmentTrainer(model, Fast);
-        const long Touched = 300L << 20;
-        var report = trainer.Train(
-        [
-            new() { Name = "small", Train = new SyntheticPreferenceSource(1, 2) },
-            new() { Name = "large", Train = new TouchingSource(new SyntheticPreferenceSource(1, 2), Touched) },
-        ]);
-        var afterRun = ReadHighWaterMark();
-
-        var (small, large) = (report.Stages[0], report.Stages[1]);
-        Assert.True(large.PeakResidentBytes - small.PeakResidentBytes >= Touched * 8 / 10,
-            $"the stage that touched {Touched >> 20} MiB peaked at {large.PeakResidentBytes >> 20} MiB, the other at {small.PeakResidentBytes >> 20} MiB");
-        Assert.True(large.PeakResidentBytes <= afterRun, $"{large.PeakResidentBytes} > VmHWM {afterRun} read afterwards");
-        Assert.Equal(report.Stages.Max(s => s.PeakResidentBytes), report.PeakResidentBytes);
-        foreach (var stage in report.Stages)
-        {
-            var steps = report.Steps.Where(s => s.StageName == stage.Name).Select(s => s.PeakResidentBytes).ToList();
-            Assert.All(steps, p => Assert.InRange(p, 1, stage.PeakResidentBytes));
-            Assert.Equal(steps.Order(), steps); // a running peak within the stage
-        }
-    }
-
-    /// <summary>VmHWM of this process in bytes, parsed here from /proc/self/status.</summary>
-    private static long ReadHighWaterMark()
-    {
-        var line = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
-        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
-    }
-
-    /// <summary>Touches (and frees) a buffer of the given size before its first batch, as a large step would.</summary>
-    private sealed class TouchingSource(IPreferenceBatchSource inner, long bytes) : IPreferenceBatchSource
-    {
-        public int? Count => inner.Count;
-
-        public IEnumerable<PreferenceBatch> Batches(int epoch)
-        {
-            using (var buffer = torch.empty(bytes / 4, ScalarType.Float32)) buffer.fill_(1);
-            foreach (var batch in inner.Batches(epoch)) yield return batch;
-        }
-    }
-}
-
-/// <summary>A fact that needs Linux's <c>/proc/self/status</c> (to read the resident high-water mark independently); skipped elsewhere.</summary>
-[AttributeUsage(AttributeTargets.Method)]
-internal sealed class ProcStatusFactAttribute : FactAttribute
-{
-    public ProcStatusFactAttribute()
-    {
-        if (!File.Exists("/proc/self/status")) Skip = "Needs Linux's /proc/self/status to read the resident high-water mark.";
     }
 }

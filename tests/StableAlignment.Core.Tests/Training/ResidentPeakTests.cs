@@ -1,0 +1,102 @@
+using System.Globalization;
+using StableAlignment.Core.Data;
+using StableAlignment.Core.Models;
+using StableAlignment.Core.Tests.TestSupport;
+using StableAlignment.Core.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace StableAlignment.Core.Tests.Training;
+
+/// <summary>
+/// The trainer's peak-memory figures: a stage's peak sees the memory it touched, and windows that overlap (trainers side
+/// by side in one process) keep their peaks when another restarts the kernel's mark. The figures are the whole process's
+/// resident set, so this class runs alone, after the parallel ones: another test's allocations would count here.
+/// </summary>
+[Collection(ProcessWideMeasurements.Name)]
+public sealed class ResidentPeakTests
+{
+    private static readonly CausalLanguageModelConfig Tiny = new()
+    {
+        VocabSize = 23, HiddenSize = 16, IntermediateSize = 32, NumLayers = 2, NumHeads = 2, NumKeyValueHeads = 1, MaxSequenceLength = 16,
+    };
+
+    private static TrainerOptions Fast => new() { LearningRate = 1e-2, WarmupRatio = 0.1, ValidateEverySteps = 0 };
+
+    private const long Touched = 300L << 20;
+
+    [ProcStatusFact]
+    public void Each_stage_reports_the_peak_resident_memory_it_reached()
+    {
+        using var model = new CausalLanguageModel(Tiny, seed: 8);
+        using var trainer = new StableAlignmentTrainer(model, Fast);
+        var report = trainer.Train(
+        [
+            new() { Name = "small", Train = new SyntheticPreferenceSource(1, 2) },
+            new() { Name = "large", Train = new TouchingSource(new SyntheticPreferenceSource(1, 2), Touched) },
+        ]);
+        var afterRun = ReadHighWaterMark();
+
+        var (small, large) = (report.Stages[0], report.Stages[1]);
+        Assert.True(large.PeakResidentBytes - small.PeakResidentBytes >= Touched * 8 / 10,
+            $"the stage that touched {Touched >> 20} MiB peaked at {large.PeakResidentBytes >> 20} MiB, the other at {small.PeakResidentBytes >> 20} MiB");
+        Assert.True(large.PeakResidentBytes <= afterRun, $"{large.PeakResidentBytes} > VmHWM {afterRun} read afterwards");
+        Assert.Equal(report.Stages.Max(s => s.PeakResidentBytes), report.PeakResidentBytes);
+        foreach (var stage in report.Stages)
+        {
+            var steps = report.Steps.Where(s => s.StageName == stage.Name).Select(s => s.PeakResidentBytes).ToList();
+            Assert.All(steps, p => Assert.InRange(p, 1, stage.PeakResidentBytes));
+            Assert.Equal(steps.Order(), steps); // a running peak within the stage
+        }
+    }
+
+    [ProcStatusFact]
+    public void A_window_keeps_its_peak_when_a_later_window_restarts_the_mark()
+    {
+        using var first = ResidentMemory.StartWindow();
+        var before = first.Bytes;
+        Touch(Touched);
+        using var second = ResidentMemory.StartWindow(); // restarts VmHWM at the current, smaller, resident size
+        Assert.True(ReadHighWaterMark() < before + Touched * 8 / 10, "the kernel's mark was not restarted, so this test shows nothing");
+        Assert.True(first.Bytes >= before + Touched * 8 / 10, $"the first window lost its peak: {first.Bytes >> 20} MiB after touching {Touched >> 20} MiB");
+        Assert.True(second.Bytes < first.Bytes);
+        var seen = first.Bytes;
+        Touch(Touched / 2);
+        Assert.True(first.Bytes >= seen); // never decreases
+    }
+
+    private static void Touch(long bytes)
+    {
+        using var buffer = torch.empty(bytes / 4, ScalarType.Float32);
+        buffer.fill_(1);
+    }
+
+    /// <summary>VmHWM of this process in bytes, parsed here from /proc/self/status.</summary>
+    private static long ReadHighWaterMark()
+    {
+        var line = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+    }
+
+    /// <summary>Touches (and frees) a buffer of the given size before its first batch, as a large step would.</summary>
+    private sealed class TouchingSource(IPreferenceBatchSource inner, long bytes) : IPreferenceBatchSource
+    {
+        public int? Count => inner.Count;
+
+        public IEnumerable<PreferenceBatch> Batches(int epoch)
+        {
+            Touch(bytes);
+            foreach (var batch in inner.Batches(epoch)) yield return batch;
+        }
+    }
+}
+
+/// <summary>A fact that needs Linux's <c>/proc/self/status</c> (to read the resident high-water mark independently); skipped elsewhere.</summary>
+[AttributeUsage(AttributeTargets.Method)]
+internal sealed class ProcStatusFactAttribute : FactAttribute
+{
+    public ProcStatusFactAttribute()
+    {
+        if (!File.Exists("/proc/self/status")) Skip = "Needs Linux's /proc/self/status to read the resident high-water mark.";
+    }
+}
