@@ -19,7 +19,8 @@ namespace StableAlignment.Sandbox.Orleans;
 /// sandbox does (the core's <see cref="SandboxPlan"/>: question order, seeded peers, memory seeds) and runs each
 /// interaction in its centre agent's grain. Interaction (round r, agent a) starts once a's and its peers' round r - 1
 /// have returned, so every prompt is what a strict round-by-round run sends; replies are committed to the core's SQLite
-/// log in schedule order, one transaction each, keyed by (round, agent). A reply lost with a silo is asked for again
+/// log in schedule order, one transaction each, keyed by (round, agent), and first, with
+/// <see cref="OrleansRunOptions.SharedLog"/>, to the cluster's copy of the log in PostgreSQL. A reply lost with a silo is asked for again
 /// (the grain is reactivated on another silo from storage), and only the coordinator writes the log, so no interaction
 /// is lost or recorded twice; with the offline society the log is byte-identical to the in-process sandbox's.
 /// </summary>
@@ -100,6 +101,11 @@ internal sealed partial class OrleansSandbox : ISandbox
         var model = await WithRetriesAsync(() => _grains.GetGrain<ISiloInfoGrain>(0).ModelsAsync(worldJson), cancellationToken).ConfigureAwait(false);
         string fingerprint = _plan.Fingerprint(model.Embeddings, model.Agents, model.Observers);
         using var log = SandboxLogWriter.Open(logPath, fingerprint, perRound);
+        // With a shared log the cluster's database holds the run too, so a coordinator on another machine resumes it.
+        await using var shared = _run.SharedLog is { } database
+            ? await PostgresRunLog.OpenAsync(database, _run.RunName ?? StableHash.Sha256Hex(fingerprint)[..24], fingerprint, perRound, log, cancellationToken)
+                .ConfigureAwait(false)
+            : null;
         string run = RunKey = StableHash.Sha256Hex(fingerprint + "\n" + Path.GetFullPath(logPath))[..24];
         await WithRetriesAsync(() => _grains.GetGrain<IWorldGrain>(run).SetAsync(worldJson), cancellationToken).ConfigureAwait(false);
         await ResetAgentsAsync(run, log, model, cancellationToken).ConfigureAwait(false);
@@ -107,7 +113,7 @@ internal sealed partial class OrleansSandbox : ISandbox
         long start = log.Count;
         long total = (long)rounds * perRound;
         LogStart(_logger, perRound, rounds, start, logPath);
-        var state = new RunState(this, log, run, start, total, progress, cancellationToken);
+        var state = new RunState(this, log, shared, run, start, total, progress, cancellationToken);
         if (start < total && perRound > 0)
         {
             var loops = Enumerable.Range(0, perRound).Select(ordinal => Task.Run(() => state.AgentLoopAsync(ordinal), CancellationToken.None)).ToList();
@@ -167,7 +173,7 @@ internal sealed partial class OrleansSandbox : ISandbox
         for (var e = exception; e is not null; e = e.InnerException)
         {
             if (e is OrleansMessageRejectionException or ConnectionFailedException or GatewayTooBusyException or ClientNotAvailableException
-                or TimeoutException or InconsistentStateException) return true;
+                or TimeoutException or InconsistentStateException or Npgsql.NpgsqlException { IsTransient: true }) return true;
         }
         return exception is AggregateException { InnerExceptions.Count: > 0 } all && all.InnerExceptions.All(IsClusterFault);
     }
@@ -207,6 +213,7 @@ internal sealed partial class OrleansSandbox : ISandbox
     {
         private readonly OrleansSandbox _s;
         private readonly SandboxLogWriter _log;
+        private readonly PostgresRunLog? _shared;
         private readonly string _run;
         private readonly long _start;
         private readonly long _total;
@@ -222,10 +229,12 @@ internal sealed partial class OrleansSandbox : ISandbox
         private int _budgetStop;
         private Exception? _failure;
 
-        public RunState(OrleansSandbox sandbox, SandboxLogWriter log, string run, long start, long total, IProgress<SandboxProgress>? progress, CancellationToken ct)
+        public RunState(OrleansSandbox sandbox, SandboxLogWriter log, PostgresRunLog? shared, string run, long start, long total,
+            IProgress<SandboxProgress>? progress, CancellationToken ct)
         {
             _s = sandbox;
             _log = log;
+            _shared = shared;
             _run = run;
             _start = start;
             _total = Math.Max(total, start);
@@ -340,6 +349,9 @@ internal sealed partial class OrleansSandbox : ISandbox
                 {
                     var record = reply.Record();
                     var update = reply.MemoryUpdate is { } m ? new MemoryEntry(m.Question, m.Answer, m.Round) : null;
+                    // The cluster's copy first: a local row is then always in it, and a commit asked again is a no-op there.
+                    if (_shared is not null)
+                        await _s.WithRetriesAsync(() => _shared.CommitAsync(seq, record, update, reply.TokensIn, reply.TokensOut, _cts.Token), _cts.Token).ConfigureAwait(false);
                     _log.Commit(seq, record, update, reply.TokensIn, reply.TokensOut);
                     if (update is not null) _s._agents[(int)(seq % _perRound)].Mirror.Add(update);
                     Interlocked.Add(ref _ratingFailures, record.FailedRatings());

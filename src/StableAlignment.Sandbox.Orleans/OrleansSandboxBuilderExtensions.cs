@@ -123,10 +123,38 @@ public sealed record OrleansRunOptions
     /// <summary>Attempts of one request across cluster faults before the run fails. Default 60.</summary>
     public int MaxAttempts { get; init; } = 60;
 
+    /// <summary>
+    /// The PostgreSQL database (<c>postgres://user:password@host:port/database</c>) that keeps the cluster's copy of
+    /// each run's log, beside the local one: every interaction is committed there first, so a coordinator started on
+    /// another machine, with an empty run folder, resumes the run where the last one stopped. Null (the default) keeps
+    /// the local log only; <see cref="OrleansSandboxHost.ConnectAsync"/> sets it to the cluster's database.
+    /// </summary>
+    public string? SharedLog { get; init; }
+
+    /// <summary>
+    /// The run's name in <see cref="SharedLog"/>: 1 to 128 letters, digits, '.', '_' or '-'. Null (the default) derives
+    /// it from the run's settings and models, so the same settings resume the same run; name runs to keep two runs of
+    /// the same settings apart.
+    /// </summary>
+    public string? RunName { get; init; }
+
     /// <summary>Throws an <see cref="ArgumentException"/> naming the first invalid option.</summary>
     /// <returns>This instance, for chaining.</returns>
     public OrleansRunOptions Validate()
     {
+        if (SharedLog is not null)
+        {
+            try
+            {
+                PostgresCluster.Parse(SharedLog);
+            }
+            catch (ArgumentException e)
+            {
+                throw new ArgumentException($"OrleansRunOptions.SharedLog: {e.Message.Split(" (Parameter")[0]}", nameof(SharedLog), e);
+            }
+        }
+        if (RunName is not null && (RunName.Length is 0 or > 128 || !RunName.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-')))
+            throw new ArgumentException($"OrleansRunOptions.RunName: must be 1 to 128 letters, digits, '.', '_' or '-', got '{RunName}'.", nameof(RunName));
         if (ReplyTimeout <= TimeSpan.Zero) throw new ArgumentException($"OrleansRunOptions.ReplyTimeout: must be positive, got {ReplyTimeout}.", nameof(ReplyTimeout));
         if (MaxAttempts < 1) throw new ArgumentException($"OrleansRunOptions.MaxAttempts: must be at least 1, got {MaxAttempts}.", nameof(MaxAttempts));
         return this;

@@ -11,9 +11,11 @@ using StableAlignment.Sandbox.Orleans;
 // The Orleans engine in real processes (run by .ci/orleans-check):
 //   reference LOG GRID ROUNDS                    the in-process sandbox, the reference log
 //   silo CLUSTER PORT                            one silo of the PostgreSQL cluster, until killed or SIGTERM
-//   client CLUSTER SILOS LOG GRID ROUNDS PAUSE DIR
-//                                                the run, once SILOS silos are active; after PAUSE commits it writes
-//                                                DIR/paused and waits for DIR/resume
+//   client CLUSTER SILOS LOG GRID ROUNDS PAUSES DIR
+//                                                the run, once SILOS silos are active; after each of PAUSES commits
+//                                                (comma-separated, or -) it writes DIR/paused-N, says where the agents
+//                                                are, and waits for DIR/resume-N. The run's log is kept in the
+//                                                cluster's database too, so a client with a new LOG resumes it
 // Every process runs the same world: the offline society (seed 11) and the hashing embedder.
 static SandboxOptions World(string grid) => new()
 {
@@ -54,25 +56,38 @@ switch (args)
         using var logging = Logging();
         await using var connection = await ConnectWhenActiveAsync(cluster, Int(silos), logging);
         // Replies lost with the killed silo are asked for again after 5 s (the grains answer repeats from storage).
-        await using var sandbox = OrleansSandboxFactory.Create(connection.Client, World(grid), run: new OrleansRunOptions { ReplyTimeout = TimeSpan.FromSeconds(5) },
-            loggerFactory: logging);
-        // The kill point is a commit count: the committer stops in its progress report until the script has killed a silo.
+        var run = new OrleansRunOptions { ReplyTimeout = TimeSpan.FromSeconds(5), SharedLog = cluster };
+        await using var sandbox = OrleansSandboxFactory.Create(connection.Client, World(grid), run: run, loggerFactory: logging);
+        // The kill points are commit counts: the committer stops in its progress report until the script has killed a process.
+        var pauses = pause == "-" ? [] : pause.Split(',').Select(Int).ToHashSet();
         var progress = new Reporter(p =>
         {
-            if (p.InteractionsDone != Int(pause)) return;
-            File.WriteAllText(Path.Combine(dir, "paused"), "");
-            while (!File.Exists(Path.Combine(dir, "resume"))) Thread.Sleep(50);
+            if (!pauses.Contains((int)p.InteractionsDone)) return;
+            try
+            {
+                var management = connection.Client.GetGrain<IManagementGrain>(0);
+                foreach (var silo in management.GetSimpleGrainStatistics().GetAwaiter().GetResult()
+                    .Where(g => g.GrainType.Contains(nameof(AgentGrain), StringComparison.Ordinal)).GroupBy(g => g.SiloAddress))
+                    Console.WriteLine(FormattableString.Invariant($"client: at {p.InteractionsDone} commits silo {silo.Key} hosts {silo.Sum(g => g.ActivationCount)} agents"));
+            }
+            catch (Exception e) when (e is OrleansException or TimeoutException)
+            {
+                // A silo that was killed may still be listed; the statistics only show the first kill mattered.
+                Console.WriteLine(FormattableString.Invariant($"client: at {p.InteractionsDone} commits no grain statistics ({e.GetType().Name})"));
+            }
+            File.WriteAllText(Path.Combine(dir, FormattableString.Invariant($"paused-{p.InteractionsDone}")), "");
+            while (!File.Exists(Path.Combine(dir, FormattableString.Invariant($"resume-{p.InteractionsDone}")))) Thread.Sleep(50);
         });
         var result = await sandbox.RunAsync(Int(rounds), log, progress);
         var records = SandboxLog.ReadRecords(log);
         var stats = ((OrleansSandbox)sandbox).LastRun!;
         Console.WriteLine(FormattableString.Invariant(
-            $"client: {result.StopReason}, {records.Count} interactions, {records.Select(r => (r.Round, r.AgentId)).Distinct().Count()} distinct (round, agent), {stats.AskedAgain} requests asked again after cluster faults"));
+            $"client: {result.StopReason}, {records.Count} interactions, {records.Select(r => (r.Round, r.AgentId)).Distinct().Count()} distinct (round, agent), {result.InteractionsInLog - result.InteractionsThisRun} of them logged before this run, {stats.AskedAgain} requests asked again after cluster faults"));
         foreach (var (silo, count) in stats.InteractionsBySilo) Console.WriteLine(FormattableString.Invariant($"client: silo {silo} ran {count} logged interactions"));
         return 0;
     }
     default:
-        Console.Error.WriteLine("usage: reference LOG GRID ROUNDS | silo CLUSTER PORT | client CLUSTER SILOS LOG GRID ROUNDS PAUSE DIR");
+        Console.Error.WriteLine("usage: reference LOG GRID ROUNDS | silo CLUSTER PORT | client CLUSTER SILOS LOG GRID ROUNDS PAUSES DIR");
         return 2;
 }
 

@@ -108,7 +108,7 @@ public static class OrleansSandboxHost
             var client = await StartClientAsync(orleans => orleans.UseLocalhostClustering(gateways, ClusterId, ClusterId), loggerFactory, cancellationToken)
                 .ConfigureAwait(false);
             hosts.Add(client);
-            return new OrleansSandboxCluster(hosts, client.Services.GetRequiredService<IClusterClient>(), silos, loggerFactory);
+            return new OrleansSandboxCluster(hosts, client.Services.GetRequiredService<IClusterClient>(), silos, null, loggerFactory);
         }
         catch
         {
@@ -117,7 +117,10 @@ public static class OrleansSandboxHost
         }
     }
 
-    /// <summary>Connects a client to the cluster whose membership lives in the PostgreSQL database at <paramref name="cluster"/>.</summary>
+    /// <summary>
+    /// Connects a client to the cluster whose membership lives in the PostgreSQL database at <paramref name="cluster"/>.
+    /// Its <see cref="OrleansSandboxCluster.Engine"/> keeps each run's log in that database too (<see cref="OrleansRunOptions.SharedLog"/>).
+    /// </summary>
     /// <param name="cluster">The database, <c>postgres://user:password@host:port/database</c>.</param>
     /// <param name="loggerFactory">Receives log messages; null logs nothing.</param>
     /// <param name="cancellationToken">Cancels the connection attempt.</param>
@@ -127,7 +130,8 @@ public static class OrleansSandboxHost
         var database = PostgresCluster.Parse(cluster);
         var client = await StartClientAsync(orleans => orleans.UseAdoNetClustering(o => (o.Invariant, o.ConnectionString) = (PostgresCluster.Invariant, database))
             .Configure<ClusterOptions>(o => (o.ClusterId, o.ServiceId) = (ClusterId, ClusterId)), loggerFactory, cancellationToken).ConfigureAwait(false);
-        return new OrleansSandboxCluster([client], client.Services.GetRequiredService<IClusterClient>(), 0, loggerFactory);
+        // The run's log goes to the cluster's database too, so a coordinator on any machine can resume it.
+        return new OrleansSandboxCluster([client], client.Services.GetRequiredService<IClusterClient>(), 0, new OrleansRunOptions { SharedLog = cluster }, loggerFactory);
     }
 
     private static async Task<IHost> StartClientAsync(Action<IClientBuilder> clustering, ILoggerFactory? loggerFactory, CancellationToken cancellationToken)
@@ -199,12 +203,12 @@ public sealed class OrleansSandboxCluster : IAsyncDisposable
 {
     private readonly IReadOnlyList<IHost> _hosts;
 
-    internal OrleansSandboxCluster(IReadOnlyList<IHost> hosts, IClusterClient client, int localSilos, ILoggerFactory? loggerFactory)
+    internal OrleansSandboxCluster(IReadOnlyList<IHost> hosts, IClusterClient client, int localSilos, OrleansRunOptions? run, ILoggerFactory? loggerFactory)
     {
         _hosts = hosts;
         Client = client;
         LocalSilos = localSilos;
-        Engine = new OrleansSandboxEngine(client, loggerFactory: loggerFactory);
+        Engine = new OrleansSandboxEngine(client, run, loggerFactory);
     }
 
     /// <summary>The cluster client.</summary>

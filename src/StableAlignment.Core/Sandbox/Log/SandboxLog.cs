@@ -140,6 +140,9 @@ public static class SandboxLog
     }
 }
 
+/// <summary>One logged interaction with what was committed beside it: the memory update and the token counts.</summary>
+internal sealed record LoggedInteraction(long Seq, InteractionRecord Record, MemoryEntry? MemoryUpdate, long TokensIn, long TokensOut);
+
 /// <summary>
 /// Appends to the log: one transaction per completed interaction, holding the record, the memory update, the rating
 /// failures and the token counts, so after a kill the log holds whole interactions only.
@@ -304,6 +307,25 @@ internal sealed class SandboxLogWriter : IDisposable
         var list = new List<(int, MemoryEntry)>();
         while (r.Read()) list.Add((r.GetInt32(0), new MemoryEntry(r.GetString(2), r.GetString(3), r.GetInt32(1))));
         return list;
+    }
+
+    /// <summary>The logged interactions from <paramref name="fromSeq"/> on, in schedule order, as <see cref="Commit"/> took them.</summary>
+    public IEnumerable<LoggedInteraction> Interactions(long fromSeq)
+    {
+        using var c = _connection.CreateCommand();
+        c.CommandText = """
+            SELECT i.seq, i.record, i.tokens_in, i.tokens_out, m.round, m.question, m.answer
+            FROM interactions i LEFT JOIN memory_updates m ON m.seq = i.seq WHERE i.seq >= $from ORDER BY i.seq
+            """;
+        c.Parameters.AddWithValue("$from", fromSeq);
+        using var r = c.ExecuteReader();
+        while (r.Read())
+        {
+            var record = JsonSerializer.Deserialize<InteractionRecord>(r.GetString(1), SandboxLog.RecordJson)
+                ?? throw new SandboxLogException(_logPath, $"Sandbox log '{_logPath}' is corrupted: interaction {r.GetInt64(0)} holds null.", null);
+            var update = r.IsDBNull(4) ? null : new MemoryEntry(r.GetString(5), r.GetString(6), r.GetInt32(4));
+            yield return new LoggedInteraction(r.GetInt64(0), record, update, r.GetInt64(2), r.GetInt64(3));
+        }
     }
 
     /// <summary>Appends interaction <paramref name="seq"/> (which must be the next one) in one transaction.</summary>
