@@ -36,7 +36,7 @@ internal sealed partial class OrleansSandbox : ISandbox
     private readonly ILogger _logger;
     private readonly ClientAgent[] _agents;
     private readonly ClientObserver[] _observers;
-    private int _running;
+    private readonly OneRunAtATime _oneRun = new();
 
     public OrleansSandbox(IGrainFactory grains, SandboxOptions options, QuestionSource questions,
         IReadOnlyDictionary<string, IReadOnlyList<QuestionAnswer>> memorySeeds, SandboxSchedule? schedule, OrleansRunOptions? run,
@@ -80,16 +80,7 @@ internal sealed partial class OrleansSandbox : ISandbox
     {
         ArgumentOutOfRangeException.ThrowIfNegative(rounds);
         ArgumentException.ThrowIfNullOrWhiteSpace(logPath);
-        if (Interlocked.Exchange(ref _running, 1) == 1)
-            throw new InvalidOperationException("This sandbox is already running; agents' memories belong to one run at a time.");
-        try
-        {
-            return await RunOnceAsync(rounds, logPath, progress, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            Volatile.Write(ref _running, 0);
-        }
+        using (_oneRun.Enter()) return await RunOnceAsync(rounds, logPath, progress, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<SandboxRunResult> RunOnceAsync(int rounds, string logPath, IProgress<SandboxProgress>? progress, CancellationToken cancellationToken)
@@ -215,14 +206,10 @@ internal sealed partial class OrleansSandbox : ISandbox
         private readonly SandboxLogWriter _log;
         private readonly PostgresRunLog? _shared;
         private readonly string _run;
-        private readonly long _start;
-        private readonly long _total;
-        private readonly int _perRound;
+        private readonly InteractionSlots<InteractionReply> _slots;
         private readonly IProgress<SandboxProgress>? _progress;
         private readonly CancellationToken _userToken;
         private readonly CancellationTokenSource _cts;
-        private readonly TaskCompletionSource<InteractionReply>[] _results; // by seq - start
-        private readonly TaskCompletionSource[] _roundCommitted;            // by round
         private readonly ConcurrentDictionary<string, long> _bySilo = new(StringComparer.Ordinal);
         private readonly ConcurrentDictionary<string, long[]> _byParticipant = new(StringComparer.Ordinal);
         private long _tokensIn, _tokensOut, _ratingFailures, _askedAgain;
@@ -236,50 +223,34 @@ internal sealed partial class OrleansSandbox : ISandbox
             _log = log;
             _shared = shared;
             _run = run;
-            _start = start;
-            _total = Math.Max(total, start);
-            _perRound = sandbox._plan.AgentsPerRound;
+            _slots = new InteractionSlots<InteractionReply>(start, total, Math.Max(1, sandbox._plan.AgentsPerRound));
             _progress = progress;
             _userToken = ct;
             _cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            int count = checked((int)(_total - start));
-            _results = [.. Enumerable.Range(0, count).Select(_ => new TaskCompletionSource<InteractionReply>(TaskCreationOptions.RunContinuationsAsynchronously))];
-            int roundCount = _perRound == 0 ? 0 : (int)(_total / _perRound);
-            _roundCommitted = [.. Enumerable.Range(0, roundCount).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))];
-            for (int r = 0; r < _roundCommitted.Length; r++)
-            {
-                if ((long)(r + 1) * _perRound <= start) _roundCommitted[r].SetResult();
-            }
         }
 
         public Exception? Failure => _failure;
 
         /// <summary>Completes when agent <paramref name="agentId"/>'s round <paramref name="round"/> has returned (its memory holds it).</summary>
-        private Task Returned(int agentId, int round, CancellationToken ct)
-        {
-            if (round < 0) return Task.CompletedTask;
-            long seq = _s._plan.SequenceOf(round, agentId);
-            return seq < _start ? Task.CompletedTask : _results[seq - _start].Task.WaitAsync(ct);
-        }
+        private Task Returned(int agentId, int round, CancellationToken ct) =>
+            round < 0 ? Task.CompletedTask : _slots.ReturnedAsync(_s._plan.SequenceOf(round, agentId), ct);
 
         public async Task AgentLoopAsync(int ordinal)
         {
             int id = _s._plan.ActiveIds[ordinal];
             var ct = _cts.Token;
-            long firstRound = _start <= ordinal ? 0 : (_start - ordinal + _perRound - 1) / _perRound;
-            for (long round = firstRound; round * _perRound + ordinal < _total; round++)
+            for (long round = _slots.FirstRound(ordinal); round * _slots.PerRound + ordinal < _slots.Total; round++)
             {
-                long seq = round * _perRound + ordinal;
+                long seq = round * _slots.PerRound + ordinal;
                 try
                 {
-                    long gate = round - 1 - _s._schedule.MaxRoundsAhead;
-                    if (gate >= 0) await _roundCommitted[gate].Task.WaitAsync(ct).ConfigureAwait(false);
+                    await _slots.GateAsync(round, _s._schedule.MaxRoundsAhead, ct).ConfigureAwait(false);
                     int r = (int)round;
                     int[] peers = _s._plan.PeersOf(id, r);
                     await Task.WhenAll(peers.Select(p => Returned(p, r - 1, ct))).ConfigureAwait(false);
                     if (Volatile.Read(ref _budgetStop) == 1)
                     {
-                        Skip(seq);
+                        _slots.Skip(seq);
                         return;
                     }
                     var request = new InteractionRequest(r, _s._plan.QuestionFor(r, ordinal), peers);
@@ -292,22 +263,22 @@ internal sealed partial class OrleansSandbox : ISandbox
                     {
                         // A clean stop, as in process: start nothing new, commit what is in flight up to this gap.
                         if (Interlocked.Exchange(ref _budgetStop, 1) == 0) LogBudget(_s._logger, reply.Silo, _log.Count);
-                        Skip(seq);
+                        _slots.Skip(seq);
                         return;
                     }
                     Account(reply);
-                    _results[seq - _start].SetResult(reply);
+                    _slots.Complete(seq, reply);
                 }
                 catch (OperationCanceledException) when (!_userToken.IsCancellationRequested && !_cts.IsCancellationRequested)
                 {
                     // An agent this interaction depends on was skipped (budget stop): skip too, without stopping the others.
-                    Skip(seq);
+                    _slots.Skip(seq);
                     return;
                 }
                 catch (Exception ex)
                 {
                     Fail(ex);
-                    Skip(seq);
+                    _slots.Skip(seq);
                     return;
                 }
             }
@@ -325,54 +296,31 @@ internal sealed partial class OrleansSandbox : ISandbox
             }
         }
 
-        /// <summary>Releases everyone waiting on this agent from <paramref name="seq"/> on; the committer stops at the first gap.</summary>
-        private void Skip(long seq)
-        {
-            for (long s = seq; s < _total; s += _perRound) _results[s - _start].TrySetCanceled(CancellationToken.None);
-        }
-
         public async Task CommitLoopAsync()
         {
-            for (long seq = _start; seq < _total; seq++)
-            {
-                if (_cts.IsCancellationRequested) break;
-                InteractionReply reply;
-                try
-                {
-                    reply = await _results[seq - _start].Task.ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
-                try
-                {
-                    var record = reply.Record();
-                    var update = reply.MemoryUpdate is { } m ? new MemoryEntry(m.Question, m.Answer, m.Round) : null;
-                    // The cluster's copy first: a local row is then always in it, and a commit asked again is a no-op there.
-                    if (_shared is not null)
-                        await _s.WithRetriesAsync(() => _shared.CommitAsync(seq, record, update, reply.TokensIn, reply.TokensOut, _cts.Token), _cts.Token).ConfigureAwait(false);
-                    _log.Commit(seq, record, update, reply.TokensIn, reply.TokensOut);
-                    if (update is not null) _s._agents[(int)(seq % _perRound)].Mirror.Add(update);
-                    Interlocked.Add(ref _ratingFailures, record.FailedRatings());
-                }
-                catch (Exception ex)
-                {
-                    Fail(ex);
-                    break;
-                }
-                _bySilo.AddOrUpdate(reply.Silo, 1, (_, n) => n + 1);
-                SandboxTelemetry.Interactions.Add(1, new KeyValuePair<string, object?>("silo", reply.Silo));
-                int round = (int)(seq / _perRound);
-                if ((seq + 1) % _perRound == 0)
-                {
-                    _roundCommitted[round].TrySetResult();
-                    LogRound(_s._logger, round, _log.Count);
-                }
-                _progress?.Report(new SandboxProgress((int)(_log.Count / _perRound), _log.Count, _total, 0,
-                    Interlocked.Read(ref _ratingFailures), Interlocked.Read(ref _tokensIn), Interlocked.Read(ref _tokensOut)));
-            }
-            if (_log.Count < _total) _cts.Cancel();
+            if (await _slots.CommitInOrderAsync(CommitAsync, Committed, _cts.Token).ConfigureAwait(false) is { } failure) Fail(failure);
+            if (_log.Count < _slots.Total) _cts.Cancel();
+        }
+
+        private async ValueTask CommitAsync(long seq, InteractionReply reply)
+        {
+            var record = reply.Record();
+            var update = reply.MemoryUpdate is { } m ? new MemoryEntry(m.Question, m.Answer, m.Round) : null;
+            // The cluster's copy first: a local row is then always in it, and a commit asked again is a no-op there.
+            if (_shared is not null)
+                await _s.WithRetriesAsync(() => _shared.CommitAsync(seq, record, update, reply.TokensIn, reply.TokensOut, _cts.Token), _cts.Token).ConfigureAwait(false);
+            _log.Commit(seq, record, update, reply.TokensIn, reply.TokensOut);
+            if (update is not null) _s._agents[(int)(seq % _slots.PerRound)].Mirror.Add(update);
+            Interlocked.Add(ref _ratingFailures, record.FailedRatings());
+            _bySilo.AddOrUpdate(reply.Silo, 1, (_, n) => n + 1);
+            SandboxTelemetry.Interactions.Add(1, new KeyValuePair<string, object?>("silo", reply.Silo));
+        }
+
+        private void Committed(long seq, int? round)
+        {
+            if (round is int r) LogRound(_s._logger, r, _log.Count);
+            _progress?.Report(new SandboxProgress((int)(_log.Count / _slots.PerRound), _log.Count, _slots.Total, 0,
+                Interlocked.Read(ref _ratingFailures), Interlocked.Read(ref _tokensIn), Interlocked.Read(ref _tokensOut)));
         }
 
         private void Fail(Exception ex)
@@ -394,7 +342,7 @@ internal sealed partial class OrleansSandbox : ISandbox
         public SandboxRunResult Result(SandboxStopReason reason, TimeSpan elapsed) => new()
         {
             StopReason = reason,
-            InteractionsThisRun = _log.Count - _start,
+            InteractionsThisRun = _log.Count - _slots.Start,
             InteractionsInLog = _log.Count,
             RatingFailures = Interlocked.Read(ref _ratingFailures),
             TokensIn = Interlocked.Read(ref _tokensIn),

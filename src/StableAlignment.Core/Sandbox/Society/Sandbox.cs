@@ -58,7 +58,7 @@ internal sealed partial class Sandbox : ISandbox
     private readonly SandboxPlan _plan;
     private readonly string? _agentModel;
     private readonly string? _observerModel;
-    private int _running;
+    private readonly OneRunAtATime _oneRun = new();
 
     internal Sandbox(SandboxOptions options, SandboxBackends backends, SandboxSchedule? schedule, ILoggerFactory? loggerFactory, IDisposable? owned)
     {
@@ -108,16 +108,7 @@ internal sealed partial class Sandbox : ISandbox
     {
         ArgumentOutOfRangeException.ThrowIfNegative(rounds);
         ArgumentException.ThrowIfNullOrWhiteSpace(logPath);
-        if (Interlocked.Exchange(ref _running, 1) == 1)
-            throw new InvalidOperationException("This sandbox is already running; agents' memories belong to one run at a time.");
-        try
-        {
-            return await RunOnceAsync(rounds, logPath, progress, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            Volatile.Write(ref _running, 0);
-        }
+        using (_oneRun.Enter()) return await RunOnceAsync(rounds, logPath, progress, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<SandboxRunResult> RunOnceAsync(int rounds, string logPath, IProgress<SandboxProgress>? progress,
@@ -199,14 +190,9 @@ internal sealed partial class Sandbox : ISandbox
     {
         private readonly Sandbox _s;
         private readonly SandboxLogWriter _log;
-        private readonly long _start;
-        private readonly long _total;
-        private readonly int _perRound;
+        private readonly InteractionSlots<Outcome> _slots;
         private readonly IProgress<SandboxProgress>? _progress;
         private readonly CancellationTokenSource _cts;
-        private readonly TaskCompletionSource[] _agentDone;      // by seq - start: the agent's memory holds this round
-        private readonly TaskCompletionSource<Outcome>[] _results; // by seq - start
-        private readonly TaskCompletionSource[] _roundCommitted;  // by round
         private readonly CancellationToken _userToken;
         private readonly Lock _starting = new();
         private long _ratingFailures;
@@ -219,21 +205,11 @@ internal sealed partial class Sandbox : ISandbox
         {
             _s = sandbox;
             _log = log;
-            _start = start;
-            _total = total;
-            _perRound = sandbox._agents.Length;
+            _slots = new InteractionSlots<Outcome>(start, total, sandbox._agents.Length);
             _progress = progress;
             _userToken = ct;
             _cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
             _highestStarted = start - 1;
-            int count = checked((int)(total - start));
-            _agentDone = [.. Enumerable.Range(0, count).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))];
-            _results = [.. Enumerable.Range(0, count).Select(_ => new TaskCompletionSource<Outcome>(TaskCreationOptions.RunContinuationsAsynchronously))];
-            _roundCommitted = [.. Enumerable.Range(0, (int)(total / _perRound)).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))];
-            for (int r = 0; r < _roundCommitted.Length; r++)
-            {
-                if ((long)(r + 1) * _perRound <= start) _roundCommitted[r].SetResult();
-            }
         }
 
         public Exception? Failure => _failure;
@@ -242,41 +218,30 @@ internal sealed partial class Sandbox : ISandbox
 
         private sealed record Outcome(InteractionRecord Record, MemoryEntry? MemoryUpdate, long TokensIn, long TokensOut);
 
-        private Task WaitAgentRound(int agentId, int round, CancellationToken ct)
-        {
-            if (round < 0) return Task.CompletedTask;
-            long seq = (long)round * _perRound + _s._ordinalById[agentId];
-            return seq < _start ? Task.CompletedTask : _agentDone[seq - _start].Task.WaitAsync(ct);
-        }
+        private Task WaitAgentRound(int agentId, int round, CancellationToken ct) =>
+            round < 0 ? Task.CompletedTask : _slots.ReturnedAsync((long)round * _slots.PerRound + _s._ordinalById[agentId], ct);
 
         public async Task AgentLoopAsync(int ordinal)
         {
             var agent = _s._agents[ordinal];
             var ct = _cts.Token;
-            long seq = Math.Max(_start, ordinal);
-            // First own interaction at or after the resume point.
-            long firstRound = (_start - ordinal + _perRound - 1) / _perRound;
-            if (_start <= ordinal) firstRound = 0;
-            for (long round = firstRound; round * _perRound + ordinal < _total; round++)
+            for (long round = _slots.FirstRound(ordinal); round * _slots.PerRound + ordinal < _slots.Total; round++)
             {
-                seq = round * _perRound + ordinal;
+                long seq = round * _slots.PerRound + ordinal;
                 try
                 {
-                    long gate = round - 1 - _s._schedule.MaxRoundsAhead;
-                    if (gate >= 0) await _roundCommitted[gate].Task.WaitAsync(ct).ConfigureAwait(false);
+                    await _slots.GateAsync(round, _s._schedule.MaxRoundsAhead, ct).ConfigureAwait(false);
                     if (!MayStart(seq))
                     {
-                        Skip(seq);
+                        _slots.Skip(seq);
                         return;
                     }
-                    var outcome = await InteractAsync(agent, ordinal, (int)round, ct).ConfigureAwait(false);
-                    _agentDone[seq - _start].SetResult();
-                    _results[seq - _start].SetResult(outcome);
+                    _slots.Complete(seq, await InteractAsync(agent, ordinal, (int)round, ct).ConfigureAwait(false));
                 }
                 catch (OperationCanceledException) when (!_userToken.IsCancellationRequested && !_cts.IsCancellationRequested)
                 {
                     // A peer this interaction depends on was skipped (budget stop): skip too, without stopping the others.
-                    Skip(seq);
+                    _slots.Skip(seq);
                     return;
                 }
                 catch (Exception ex)
@@ -284,10 +249,10 @@ internal sealed partial class Sandbox : ISandbox
                     // The committer throws this failure when it reaches this interaction; those before it still commit.
                     if (ex is not OperationCanceledException)
                     {
-                        _results[seq - _start].TrySetException(ex);
+                        _slots.Fault(seq, ex);
                         Fail(ex);
                     }
-                    Skip(seq);
+                    _slots.Skip(seq);
                     return;
                 }
             }
@@ -314,16 +279,6 @@ internal sealed partial class Sandbox : ISandbox
             }
         }
 
-        /// <summary>Releases everyone waiting on this agent from <paramref name="seq"/> on; the committer stops at the first gap.</summary>
-        private void Skip(long seq)
-        {
-            for (long s = seq; s < _total; s += _perRound)
-            {
-                _agentDone[s - _start].TrySetCanceled(CancellationToken.None);
-                _results[s - _start].TrySetCanceled(CancellationToken.None);
-            }
-        }
-
         private async Task<Outcome> InteractAsync(SocialAgent agent, int ordinal, int round, CancellationToken ct)
         {
             var usage = new long[2];
@@ -340,50 +295,32 @@ internal sealed partial class Sandbox : ISandbox
 
         public async Task CommitLoopAsync()
         {
-            for (long seq = _start; seq < _total; seq++)
+            // Once the caller cancels, stop at once rather than commit stragglers. After a budget stop or a failure,
+            // the interactions in flight are still committed, up to the first one that never started or failed.
+            var failure = await _slots.CommitInOrderAsync(Commit, Committed, _cts.Token).ConfigureAwait(false);
+            if (failure is not null)
             {
-                // Once the caller cancels, stop at once rather than commit stragglers. After a budget stop or a failure,
-                // the interactions in flight are still committed, up to the first one that never started or failed.
-                if (_cts.IsCancellationRequested) break;
-                Outcome outcome;
-                try
-                {
-                    outcome = await _results[seq - _start].Task.ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
-                catch (Exception ex)
-                {
-                    // The first interaction that cannot be committed: its failure is the run's.
-                    Interlocked.Exchange(ref _failure, ex);
-                    break;
-                }
-                try
-                {
-                    _log.Commit(seq, outcome.Record, outcome.MemoryUpdate, outcome.TokensIn, outcome.TokensOut);
-                }
-                catch (Exception ex)
-                {
-                    Interlocked.Exchange(ref _failure, ex);
-                    Fail(ex);
-                    break;
-                }
-                long failures = CountFailures(outcome.Record);
-                Interlocked.Add(ref _ratingFailures, failures);
-                SandboxTelemetry.Interactions.Add(1);
-                int round = (int)(seq / _perRound);
-                if ((seq + 1) % _perRound == 0)
-                {
-                    _roundCommitted[round].TrySetResult();
-                    LogRound(_s._logger, round, _log.Count);
-                }
-                _progress?.Report(new SandboxProgress((int)(_log.Count / _perRound), _log.Count, _total, _s._calls.Outstanding,
-                    RatingFailures, _s._calls.TokensIn, _s._calls.TokensOut));
+                // The first interaction that cannot be committed: its failure is the run's.
+                Interlocked.Exchange(ref _failure, failure);
+                Fail(failure);
             }
             // Nothing more will be committed: stop whatever still runs.
-            if (_log.Count < _total) _cts.Cancel();
+            if (_log.Count < _slots.Total) _cts.Cancel();
+        }
+
+        private ValueTask Commit(long seq, Outcome outcome)
+        {
+            _log.Commit(seq, outcome.Record, outcome.MemoryUpdate, outcome.TokensIn, outcome.TokensOut);
+            Interlocked.Add(ref _ratingFailures, CountFailures(outcome.Record));
+            SandboxTelemetry.Interactions.Add(1);
+            return ValueTask.CompletedTask;
+        }
+
+        private void Committed(long seq, int? round)
+        {
+            if (round is int r) LogRound(_s._logger, r, _log.Count);
+            _progress?.Report(new SandboxProgress((int)(_log.Count / _slots.PerRound), _log.Count, _slots.Total, _s._calls.Outstanding,
+                RatingFailures, _s._calls.TokensIn, _s._calls.TokensOut));
         }
 
         private static long CountFailures(InteractionRecord r) => r.FailedRatings();
