@@ -37,6 +37,7 @@ public sealed class StableAlignmentTrainer : IDisposable
     {
         _model = model ?? throw new ArgumentNullException(nameof(model));
         Options = (options ?? new TrainerOptions()).Validate();
+        if (Options.ReturnFreedMemory) GlibcAllocator.MapLargeAllocations();
         if (Options.Lora is { } lora)
         {
             if (model.Lora is null) model.AddLoraAdapters(lora, Options.LoraSeed);
