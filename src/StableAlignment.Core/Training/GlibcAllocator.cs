@@ -14,7 +14,7 @@ internal static partial class GlibcAllocator
     private const int MmapThreshold = -3;
 
     /// <summary>Allocations from this size on are mapped: activations and weights are, small bookkeeping is not.</summary>
-    internal const int MappedFromBytes = 1 << 20;
+    private const int MappedFromBytes = 1 << 20;
 
     /// <summary>
     /// Maps every allocation of <see cref="MappedFromBytes"/> or more from now on, for the whole process; false where

@@ -27,7 +27,6 @@ public sealed class StableAlignmentTrainer : IDisposable
     private readonly OptimizerHelper _optimizer;
     private readonly Parameter[] _parameters;
     private int _consecutiveNonFinite;
-    private ResidentMemory.PeakWindow? _stagePeak; // the running stage's, which its steps report
 
     /// <summary>Creates a trainer for <paramref name="model"/>.</summary>
     /// <param name="model">The model to train, on the device training should use. With <see cref="TrainerOptions.Lora"/>
@@ -150,7 +149,6 @@ public sealed class StableAlignmentTrainer : IDisposable
         var reference = stage.Reference;
         var stepsBefore = run.Steps.Count;
         using var peak = ResidentMemory.StartWindow(); // the stage's peak starts here
-        _stagePeak = peak;
         if (Position.Stage != stageIndex) Position = new TrainingPosition(stageIndex, 0, 0, 0, Position.GlobalStep);
 
         _model.train();
@@ -171,7 +169,7 @@ public sealed class StableAlignmentTrainer : IDisposable
 
                 if (window.Batches == accumulation || batchIndex == batchesPerEpoch)
                 {
-                    FinishStep(stage, window, new TrainingPosition(stageIndex, epoch, batchIndex, Position.StageStep + 1, Position.GlobalStep + 1), totalSteps, run);
+                    FinishStep(stage, window, new TrainingPosition(stageIndex, epoch, batchIndex, Position.StageStep + 1, Position.GlobalStep + 1), totalSteps, peak, run);
                     window = new StepWindow();
                     AfterStep(stage, totalSteps, run, cancellationToken);
                 }
@@ -180,7 +178,7 @@ public sealed class StableAlignmentTrainer : IDisposable
             if (window.Batches > 0)
             {
                 // The source yielded more batches than its Count promised; close the window anyway.
-                FinishStep(stage, window, new TrainingPosition(stageIndex, epoch, batchIndex, Position.StageStep + 1, Position.GlobalStep + 1), totalSteps, run);
+                FinishStep(stage, window, new TrainingPosition(stageIndex, epoch, batchIndex, Position.StageStep + 1, Position.GlobalStep + 1), totalSteps, peak, run);
                 AfterStep(stage, totalSteps, run, cancellationToken);
             }
             Position = Position with { Epoch = epoch + 1, NextBatch = 0 };
@@ -253,7 +251,7 @@ public sealed class StableAlignmentTrainer : IDisposable
         return HeldOutRanking.Compute(loss, _model.forward(batch.InputIds.to(Device)), batch, reference, Device);
     }
 
-    private void FinishStep(TrainingStage stage, StepWindow window, TrainingPosition next, int totalSteps, RunRecorder run)
+    private void FinishStep(TrainingStage stage, StepWindow window, TrainingPosition next, int totalSteps, ResidentMemory.PeakWindow peak, RunRecorder run)
     {
         var lr = LearningRate(next.StageStep - 1, totalSteps, stage.LearningRate ?? Options.LearningRate);
         double norm = double.NaN;
@@ -283,7 +281,7 @@ public sealed class StableAlignmentTrainer : IDisposable
             window.Groups == 0 ? double.NaN : window.SftSum / window.Groups,
             window.Groups == 0 ? double.NaN : window.RankingSum / window.Groups,
             window.Rankable == 0 ? double.NaN : (double)window.Correct / window.Rankable,
-            lr, norm, skipped, window.Tokens, run.Clock.Elapsed.TotalSeconds, _stagePeak?.Bytes ?? 0);
+            lr, norm, skipped, window.Tokens, run.Clock.Elapsed.TotalSeconds, peak.Bytes);
         run.Add(metrics, totalSteps);
 
         if (_consecutiveNonFinite >= Options.MaxConsecutiveNonFiniteSteps)

@@ -83,7 +83,7 @@ public sealed record TrainerOptions
     /// with glibc the trainer then makes every allocation of 1 MiB or more a mapping of its own, unmapped when freed
     /// (<c>mallopt(M_MMAP_THRESHOLD)</c>), instead of glibc's default of serving such buffers from a heap that
     /// fragments as each layer allocates and frees. A Qwen2.5-0.5B-shaped LoRA step with checkpointing and the fused
-    /// loss peaked at 2.9 GB this way and at 6.1 GB without, but took about 3.5 times as long on the development VM,
+    /// loss peaked at 2,891 MiB this way and at 6,084 MiB without, but took about 3.5 times as long on the development VM,
     /// where the first touch of a fresh page is expensive (docs/training.md). The setting is the whole process's and
     /// stays after training; a <c>MALLOC_MMAP_THRESHOLD_</c> in the environment takes precedence. Default
     /// <see langword="false"/>: the allocator keeps and reuses freed memory.
