@@ -33,7 +33,7 @@ public class TrainingStepBenchmarks
         torch.set_num_threads(Environment.ProcessorCount);
         var config = new CausalLanguageModelConfig();
         _model = new CausalLanguageModel(config, seed: 1);
-        _optimizer = optim.AdamW(_model.parameters(), 1e-4);
+        _optimizer = new AdamW(_model.parameters(), 1e-4, 0.9, 0.99, 1e-8, 0);
         _batch = new SyntheticPreferenceSource(1, batches: 1, groups: 8, vocab: config.VocabSize, responseTokens: ResponseTokens).Batches(0).Single();
         _contrastive = new ContrastivePreferenceLoss();
         _sft = new ContrastivePreferenceLoss(new ContrastivePreferenceOptions { SftOnly = true });

@@ -46,7 +46,7 @@ public sealed class StableAlignmentTrainer : IDisposable
         // Frozen parameters (a LoRA model's base) get no optimiser state.
         _parameters = model.parameters().Where(p => p.requires_grad).ToArray();
         if (_parameters.Length == 0) throw new ArgumentException("The model has no trainable parameters.", nameof(model));
-        _optimizer = optim.AdamW(_parameters, Options.LearningRate, Options.Beta1, Options.Beta2, Options.Epsilon, Options.WeightDecay);
+        _optimizer = new AdamW(_parameters, Options.LearningRate, Options.Beta1, Options.Beta2, Options.Epsilon, Options.WeightDecay);
         Device = _parameters[0].device;
         if (Options.LossFactory is null && Options.LossBackend == PreferenceLossBackend.Cuda && Device.type != DeviceType.CUDA)
             throw new ArgumentException("LossBackend Cuda needs the model on a CUDA device; use Auto or Reference on the CPU.", nameof(options));

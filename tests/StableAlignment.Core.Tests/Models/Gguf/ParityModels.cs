@@ -1,5 +1,6 @@
 using Microsoft.ML.Tokenizers;
 using StableAlignment.Core.Models;
+using StableAlignment.Core.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -104,7 +105,8 @@ internal static class ParityModels
         using var input = tensor(ids, [sequences.Count, length], dtype: ScalarType.Int64);
         using var weights = tensor(mask, [sequences.Count, length]);
         using var targets = input.roll(-1, 1);
-        using var optimizer = optim.AdamW(model.parameters(), 1e-2);
+        // TorchSharp's optim.AdamW defaults (beta2 0.99), in the optimiser that keeps its scalars alive.
+        using var optimizer = new AdamW(model.parameters(), 1e-2, 0.9, 0.99, 1e-8, 0);
         model.train();
         for (int step = 0; step < steps; step++)
         {
