@@ -35,7 +35,7 @@ internal sealed class DecoderLayer : nn.Module
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, KeyValueCache? cache, int layer)
     {
         using var scope = NewDisposeScope();
-        var h = x + _attention.Forward(_inputNorm.forward(x), cos, sin, cache, layer);
-        return (h + _mlp.forward(_postAttentionNorm.forward(h))).MoveToOuterDisposeScope();
+        var h = x.add(_attention.Forward(_inputNorm.forward(x), cos, sin, cache, layer), HeldScalars.One);
+        return h.add(_mlp.forward(_postAttentionNorm.forward(h)), HeldScalars.One).MoveToOuterDisposeScope();
     }
 }

@@ -11,11 +11,11 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
     // reflection-based registration would add them a second time under the C# field names.
     protected override void RegisterComponents() { }
 
-    private readonly double _epsilon;
+    private readonly Scalar _epsilon;
 
     public RmsNorm(long size, double epsilon) : base(nameof(RmsNorm))
     {
-        _epsilon = epsilon;
+        _epsilon = epsilon.ToScalar();
         // Hugging Face names the scale "weight"; explicit names keep checkpoints interchangeable.
         register_parameter("weight", new Parameter(ones(size)));
     }
@@ -27,7 +27,7 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
         var weight = get_parameter("weight")!;
         // Statistics in float32 at least, as reduced precision loses the small squares.
         var x = input.dtype == ScalarType.Float64 ? input : input.to_type(ScalarType.Float32);
-        var normed = x * rsqrt(x.pow(2).mean([-1], keepdim: true) + _epsilon);
+        var normed = x * rsqrt(x.pow(HeldScalars.Two).mean([-1], keepdim: true).add(_epsilon, HeldScalars.One));
         return (normed.to_type(input.dtype) * weight).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace StableAlignment.Core.Models;
@@ -15,7 +16,9 @@ internal static class RotaryEmbedding
         using var scope = NewDisposeScope();
         // Frequencies in float64 so long positions keep their precision before the cast.
         var invFreq = tensor(InverseFrequencies(headDim, theta, scaling), dtype: ScalarType.Float64, device: device);
-        var positions = arange(offset, offset + length, dtype: ScalarType.Float64, device: device);
+        using var start = offset.ToScalar();
+        using var end = (offset + length).ToScalar();
+        var positions = arange(start, end, dtype: ScalarType.Float64, device: device);
         var freqs = outer(positions, invFreq);
         var emb = cat([freqs, freqs], -1);
         return (emb.cos().to_type(dtype).MoveToOuterDisposeScope(), emb.sin().to_type(dtype).MoveToOuterDisposeScope());
@@ -41,6 +44,6 @@ internal static class RotaryEmbedding
         var x1 = x.narrow(-1, 0, half);
         var x2 = x.narrow(-1, half, half);
         var rotated = cat([-x2, x1], -1);
-        return (x * cos + rotated * sin).MoveToOuterDisposeScope();
+        return (x * cos).add(rotated * sin, HeldScalars.One).MoveToOuterDisposeScope();
     }
 }

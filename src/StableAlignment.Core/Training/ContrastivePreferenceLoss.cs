@@ -1,3 +1,4 @@
+using StableAlignment.Core.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -249,7 +250,7 @@ public sealed class ContrastivePreferenceLoss : IPreferenceLoss, IDisposable
 
         var sft = torch.tensor(bestAverage, device: device).to(accType).view(gCount, n).matmul(responseNll);
         var groupIndex = torch.tensor(inputs.GroupOf, device: device);
-        var d = sft.index_select(0, groupIndex) - responseNll + torch.tensor(margins, device: device).to(accType);
+        var d = (sft.index_select(0, groupIndex) - responseNll).add(torch.tensor(margins, device: device).to(accType), HeldScalars.One);
         var otherMatrix = torch.tensor(otherAverage, device: device).to(accType).view(gCount, n);
         Tensor rank = Options.Reduction switch
         {
@@ -259,14 +260,15 @@ public sealed class ContrastivePreferenceLoss : IPreferenceLoss, IDisposable
             _ => throw new InvalidOperationException($"Unhandled reduction {Options.Reduction}."),
         };
 
-        var loss = Options.SftOnly ? sft.mean() : (sft + Options.RankingWeight * rank).mean();
+        using var rankingWeight = Options.RankingWeight.ToScalar();
+        var loss = Options.SftOnly ? sft.mean() : sft.add(rank.mul(rankingWeight), HeldScalars.One).mean();
         return (loss, responseNll, sft, rank);
     }
 
     private static Tensor HingeOfMax(Tensor d, Tensor isOther, PreferenceInputs inputs)
     {
         int gCount = inputs.GroupCount, n = inputs.Responses;
-        var masked = d.unsqueeze(0).expand(gCount, n).masked_fill(isOther.logical_not(), double.NegativeInfinity);
+        var masked = d.unsqueeze(0).expand(gCount, n).masked_fill(isOther.logical_not(), HeldScalars.NegativeInfinity);
         var max = masked.max(1).values;
         var hasOther = torch.tensor(Array.ConvertAll(inputs.OtherCount, c => c > 0), device: d.device);
         // Groups without lower-rated responses have max = -inf; they contribute exactly 0, with zero gradient.

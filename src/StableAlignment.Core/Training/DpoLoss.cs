@@ -1,3 +1,4 @@
+using StableAlignment.Core.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -98,14 +99,15 @@ public sealed class DpoLoss : IReferencePreferenceLoss
         Tensor loss, rank;
         if (winners.Count == 0)
         {
-            loss = sum.sum() * 0.0;
+            loss = sum.sum().mul(HeldScalars.Zero);
             rank = torch.zeros(gCount, dtype: accType, device: device);
         }
         else
         {
             // log pi = -NLL_sum, so the implicit reward margin is beta ((NLL_l - NLL_w) - (ref_l - ref_w)).
             var policyMargin = sum.index_select(0, torch.tensor(losers.ToArray(), device: device)) - sum.index_select(0, torch.tensor(winners.ToArray(), device: device));
-            var z = Dpo.Beta * (policyMargin - torch.tensor(referenceMargin.ToArray(), device: device).to(accType));
+            using var beta = Dpo.Beta.ToScalar();
+            var z = (policyMargin - torch.tensor(referenceMargin.ToArray(), device: device).to(accType)).mul(beta);
             var pairLoss = torch.nn.functional.softplus(-z);
             loss = pairLoss.mean();
             var pairsOf = new int[gCount];

@@ -1,3 +1,4 @@
+using StableAlignment.Core.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -223,5 +224,5 @@ internal sealed class FusedRowPlan
         _workspaces.Get(name, type, device, rows * columns).view(rows, columns);
 
     /// <summary>A <c>[rows]</c> tensor of ones from the workspaces.</summary>
-    public Tensor Ones(long rows, ScalarType type, Device device) => _workspaces.Get("fused-ones", type, device, rows).fill_(1);
+    public Tensor Ones(long rows, ScalarType type, Device device) => _workspaces.Get("fused-ones", type, device, rows).fill_(HeldScalars.One);
 }

@@ -1,3 +1,4 @@
+using StableAlignment.Core.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -27,7 +28,7 @@ internal sealed class KernelLogitRowLoss(PreferenceKernels kernels, LossWorkspac
         var device = kernels.Device;
         using var scope = torch.NewDisposeScope();
         using var staging = new TensorStaging(device);
-        var ones = workspaces.Get("kernel-row-ones", ScalarType.Float32, logits.device, logits.shape[0]).fill_(1);
+        var ones = workspaces.Get("kernel-row-ones", ScalarType.Float32, logits.device, logits.shape[0]).fill_(HeldScalars.One);
         // With one token per "response", the kernel's coefficient and normaliser are per row: scale_r * 1.
         kernels.Backward(Inputs(staging, logits, targets), staging.In(lse), staging.In(scale), staging.In(ones), 0, 0, staging.Out(gradient));
         staging.CopyOut();

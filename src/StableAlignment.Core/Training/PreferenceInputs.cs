@@ -1,3 +1,4 @@
+using StableAlignment.Core.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -162,7 +163,7 @@ internal sealed class PreferenceInputs
         double[] ratingValues = ToHost<double>(ratings, ScalarType.Float64);
         bool[] mask = lossMask is null
             ? Array.ConvertAll(targetIds, id => id != options.IgnoreIndex)
-            : ToHost<bool>(lossMask.dtype == ScalarType.Bool ? lossMask : lossMask.ne(0), ScalarType.Bool);
+            : ToHost<bool>(lossMask.dtype == ScalarType.Bool ? lossMask : lossMask.ne(HeldScalars.Zero), ScalarType.Bool);
 
         for (int i = 0; i < rows; i++)
         {

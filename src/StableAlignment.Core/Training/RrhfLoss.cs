@@ -1,3 +1,4 @@
+using StableAlignment.Core.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -96,7 +97,8 @@ public sealed class RrhfLoss : IPreferenceLoss
             for (int p = 0; p < lower.Count; p++) sumOf[pairGroup[p] * lower.Count + p] = 1.0;
             rank = torch.tensor(sumOf, device: device).to(accType).view(gCount, lower.Count).matmul(hinge);
         }
-        var loss = (sft + Rrhf.RankingWeight * rank).mean();
+        using var rankingWeight = Rrhf.RankingWeight.ToScalar();
+        var loss = sft.add(rank.mul(rankingWeight), HeldScalars.One).mean();
         return ResponseNll.Result(inputs, loss, reported, sft, rank);
     }
 }

@@ -227,7 +227,7 @@ public sealed class StableAlignmentTrainer : IDisposable
             window.NonFinite = true;
             return;
         }
-        (result.Loss / windowSize).backward();
+        using (var size = windowSize.ToScalar()) result.Loss.div(size).backward();
         window.LossSum += value;
         window.SftSum += result.SftTerms.sum().item<float>();
         window.RankingSum += result.RankingTerms.sum().item<float>();

@@ -1,4 +1,5 @@
 using StableAlignment.Core.Data;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace StableAlignment.Core.Training;
@@ -56,11 +57,12 @@ internal sealed class SyntheticPreferenceSource(long tag, int batches, int group
             }
         }
         var targetTensor = tensor(targets).view(rows.Count, width);
+        using var ignored = (-100).ToScalar();
         return new PreferenceBatch
         {
             InputIds = tensor(inputs).view(rows.Count, width),
             Targets = targetTensor,
-            LossMask = targetTensor.ne(-100),
+            LossMask = targetTensor.ne(ignored),
             Groups = tensor(rows.Select(r => r.Group).ToArray()),
             Ratings = tensor(rows.Select(r => r.Rating).ToArray()),
             Queries = queries,

@@ -1,3 +1,4 @@
+using StableAlignment.Core.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -67,7 +68,7 @@ internal sealed class TokenNllFunction : torch.autograd.SingleTensorFunction<Tok
     internal static void MarkOverwritten(Tensor tensor)
     {
         using var first = tensor.view(-1).narrow(0, 0, 1);
-        first.add_(0);
+        first.add_(HeldScalars.Zero, HeldScalars.One);
     }
 
     internal static ScalarType AccumulationType(ScalarType logitsType) =>

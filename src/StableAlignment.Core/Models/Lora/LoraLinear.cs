@@ -78,7 +78,8 @@ internal sealed class LoraLinear : nn.Module<Tensor, Tensor>
         var y = nn.functional.linear(input, w.dtype == input.dtype ? w : w.to_type(input.dtype),
             bias is null ? null : bias.dtype == input.dtype ? bias : bias.to_type(input.dtype));
         var h = _dropout > 0 && training ? nn.functional.dropout(input, _dropout, training: true) : input;
-        return (y + _b.forward(_a.forward(h)) * Scaling).MoveToOuterDisposeScope();
+        using var scaling = Scaling.ToScalar();
+        return y.add(_b.forward(_a.forward(h)).mul(scaling), HeldScalars.One).MoveToOuterDisposeScope();
     }
 
     /// <summary><c>W + scaling * B A</c> in the adapter's dtype (float32 unless the model was converted), detached.</summary>
@@ -86,8 +87,9 @@ internal sealed class LoraLinear : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var delta = matmul(B, A) * Scaling;
-        return (BaseWeight.to_type(A.dtype) + delta).MoveToOuterDisposeScope();
+        using var scaling = Scaling.ToScalar();
+        var delta = matmul(B, A).mul(scaling);
+        return BaseWeight.to_type(A.dtype).add(delta, HeldScalars.One).MoveToOuterDisposeScope();
     }
 
     /// <summary>A plain <see cref="Linear"/> holding <see cref="MergedWeight"/> and the base bias.</summary>

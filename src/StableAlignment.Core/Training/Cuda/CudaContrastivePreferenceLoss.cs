@@ -1,3 +1,4 @@
+using StableAlignment.Core.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -74,7 +75,7 @@ public sealed class CudaContrastivePreferenceLoss : IPreferenceLoss, IDisposable
         var state = new CudaPreferenceLossFunction.State(
             runner, checkedInputs.Responses, checkedInputs.Tokens, checkedInputs.Vocabulary, checkedInputs.GroupCount,
             targets.to_type(ScalarType.Int64).to(where).contiguous(),
-            lossMask?.ne(0).to_type(ScalarType.Byte).to(where).contiguous(),
+            lossMask?.ne(HeldScalars.Zero).to_type(ScalarType.Byte).to(where).contiguous(),
             torch.tensor(checkedInputs.GroupOf, device: where),
             torch.tensor(checkedInputs.Ratings, device: where));
         var outputs = CudaPreferenceLossFunction.apply(work, state);
