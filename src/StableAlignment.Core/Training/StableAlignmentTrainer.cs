@@ -227,6 +227,8 @@ public sealed class StableAlignmentTrainer : IDisposable
             window.NonFinite = true;
             return;
         }
+        // The forward pass's activations are freed by now; their fragments of the heap need not stay resident.
+        GlibcAllocator.ReleaseFreePages(Options.HeapTrimThresholdBytes);
         using (var size = windowSize.ToScalar()) result.Loss.div(size).backward();
         window.LossSum += value;
         window.SftSum += result.SftTerms.sum().item<float>();
@@ -273,6 +275,7 @@ public sealed class StableAlignmentTrainer : IDisposable
             _optimizer.step();
         }
         _optimizer.zero_grad();
+        GlibcAllocator.ReleaseFreePages(Options.HeapTrimThresholdBytes);
         Position = next;
 
         var n = Math.Max(1, window.Batches);

@@ -83,12 +83,23 @@ public sealed record TrainerOptions
     /// with glibc the trainer then makes every allocation of 1 MiB or more a mapping of its own, unmapped when freed
     /// (<c>mallopt(M_MMAP_THRESHOLD)</c>), instead of glibc's default of serving such buffers from a heap that
     /// fragments as each layer allocates and frees. A Qwen2.5-0.5B-shaped LoRA step with checkpointing and the fused
-    /// loss peaked at 2,891 MiB this way and at 6,084 MiB without, but took about 3.5 times as long on the development VM,
+    /// loss peaked at 2,891 MiB this way and at 6,084 MiB without (before <see cref="HeapTrimThresholdBytes"/>, which
+    /// brings it to about 5,130 MiB), but took about 3.5 times as long on the development VM,
     /// where the first touch of a fresh page is expensive (docs/training.md). The setting is the whole process's and
     /// stays after training; a <c>MALLOC_MMAP_THRESHOLD_</c> in the environment takes precedence. Default
     /// <see langword="false"/>: the allocator keeps and reuses freed memory.
     /// </summary>
     public bool ReturnFreedMemory { get; init; }
+
+    /// <summary>
+    /// At the two points of a step where most of its memory has just been freed (before the backward pass and after the
+    /// optimizer step), the trainer hands the heap's free pages back to the system (<c>malloc_trim</c>) when its free
+    /// chunks hold more than this many bytes. On Linux with glibc only; 0 never trims. Default 256 MiB, which a tiny
+    /// model never frees, so only large models pay for it: a Qwen2.5-0.5B-shaped LoRA step with checkpointing and the
+    /// fused loss then peaked at 5,127 MiB instead of 6,402 MiB, at 43.6 s a step instead of 37.9 s on the development VM
+    /// (docs/training.md): the cost is the first touch of the returned pages when the heap uses them again.
+    /// </summary>
+    public long HeapTrimThresholdBytes { get; init; } = 256L << 20;
 
     /// <summary>
     /// Overrides <see cref="LossBackend"/> for the contrastive and SFT objectives: builds the loss from the
@@ -153,6 +164,7 @@ public sealed record TrainerOptions
         Check(Rrhf is not null, nameof(Rrhf), "null", "must be set");
         Rrhf!.Validate();
         Check(Enum.IsDefined(LossBackend), nameof(LossBackend), LossBackend, "must be a defined backend");
+        Check(HeapTrimThresholdBytes >= 0, nameof(HeapTrimThresholdBytes), HeapTrimThresholdBytes, "must be non-negative");
         Check(ValidateEverySteps >= 0, nameof(ValidateEverySteps), ValidateEverySteps, "must be non-negative");
         Check(MaxConsecutiveNonFiniteSteps > 0, nameof(MaxConsecutiveNonFiniteSteps), MaxConsecutiveNonFiniteSteps, "must be positive");
         Check(CheckpointEverySteps >= 0, nameof(CheckpointEverySteps), CheckpointEverySteps, "must be non-negative");

@@ -29,7 +29,8 @@ public sealed class ResidentPeakTests
     public void Each_stage_reports_the_peak_resident_memory_it_reached()
     {
         using var model = new CausalLanguageModel(Tiny, seed: 8);
-        using var trainer = new StableAlignmentTrainer(model, Fast);
+        // A trim between the stages would lower the second stage's starting point below the first's; none here.
+        using var trainer = new StableAlignmentTrainer(model, Fast with { HeapTrimThresholdBytes = 0 });
         var report = trainer.Train(
         [
             new() { Name = "small", Train = new SyntheticPreferenceSource(1, 2) },
@@ -78,6 +79,34 @@ public sealed class ResidentPeakTests
         foreach (var buffer in buffers) buffer.Dispose();
         var freed = held - ReadResident();
         Assert.True(freed >= 40L * (8 << 20) * 8 / 10, $"freeing 320 MiB of tensors returned {freed >> 20} MiB to the system");
+    }
+
+    [ProcStatusFact]
+    public void A_trainer_step_hands_back_the_free_heap_pages_above_its_threshold()
+    {
+        const long Holes = 150L << 20;
+        Touch(16 << 20); // from here the 512 KiB buffers below come from the heap, whatever the threshold (see above)
+        using var model = new CausalLanguageModel(Tiny, seed: 10);
+        long Returned(long threshold)
+        {
+            // 300 MiB of 512 KiB buffers, every other one freed: holes between live buffers, which glibc keeps resident.
+            var buffers = Enumerable.Range(0, 600).Select(_ => torch.ones(128L << 10)).ToList();
+            for (int i = 0; i < buffers.Count; i += 2) buffers[i].Dispose();
+            var before = ReadResident();
+            using (var trainer = new StableAlignmentTrainer(model, Fast with { HeapTrimThresholdBytes = threshold }))
+                trainer.Train([new() { Name = "one", Train = new SyntheticPreferenceSource(1, 1) }]);
+            var returned = before - ReadResident();
+            foreach (var buffer in buffers) buffer.Dispose();
+            return returned;
+        }
+
+        var kept = Returned(0);
+        var handedBack = Returned(64L << 20);
+        GlibcAllocator.ReleaseFreePages(1); // the next test starts from a trimmed heap
+        Assert.True(handedBack >= Holes * 8 / 10, $"a step over {Holes >> 20} MiB of free heap with a 64 MiB threshold returned {handedBack >> 20} MiB");
+        Assert.True(kept < Holes / 4, $"a step with the threshold 0 (never trim) returned {kept >> 20} MiB: the holes were not resident, so this test shows nothing");
+        Assert.Equal(nameof(TrainerOptions.HeapTrimThresholdBytes),
+            Assert.Throws<ArgumentException>(() => new TrainerOptions { HeapTrimThresholdBytes = -1 }.Validate()).ParamName);
     }
 
     private static void Touch(long bytes)
