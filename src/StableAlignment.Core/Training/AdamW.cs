@@ -1,3 +1,4 @@
+using StableAlignment.Core.Models;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -32,14 +33,13 @@ internal sealed class AdamW : TorchSharp.Modules.AdamW
         if (options.amsgrad == true || options.maximize == true)
             throw new InvalidOperationException("This AdamW implements neither AMSGrad nor maximising.");
         double lr = options.LearningRate!.Value, beta1 = options.beta1!.Value, beta2 = options.beta2!.Value;
-        using var decay = (1 - lr * options.weight_decay!.Value).ToScalar();
+        double weightDecay = options.weight_decay!.Value;
+        using var decay = (1 - lr * weightDecay).ToScalar();
         using var keep1 = beta1.ToScalar();
         using var add1 = (1 - beta1).ToScalar();
         using var keep2 = beta2.ToScalar();
         using var add2 = (1 - beta2).ToScalar();
         using var epsilon = options.eps!.Value.ToScalar();
-        // Tensor.add_(Scalar) makes its alpha of 1 inline, with the same hazard; it is passed here instead.
-        using var one = 1.0.ToScalar();
         foreach (var param in group.Parameters)
         {
             var grad = param.grad;
@@ -47,14 +47,15 @@ internal sealed class AdamW : TorchSharp.Modules.AdamW
             var state = (State)_state[param.Handle];
             state.step += 1;
 
-            // The order of operations is TorchSharp's, so the two optimisers agree to the last bit.
-            param.mul_(decay);
+            // The order of operations is TorchSharp's, so the two optimisers agree to the last bit. Without weight decay
+            // its multiplication by exactly 1 changes no bit, and is a pass over the parameters saved.
+            if (weightDecay != 0) param.mul_(decay);
             using var sqrtBiasCorrection2 = Math.Sqrt(1 - Math.Pow(beta2, state.step)).ToScalar();
             using var stepSize = (-lr / (1 - Math.Pow(beta1, state.step))).ToScalar();
             state.exp_avg.mul_(keep1).add_(grad, add1);
             state.exp_avg_sq.mul_(keep2).addcmul_(grad, grad, add2);
             using var denominator = state.exp_avg_sq.sqrt();
-            denominator.div_(sqrtBiasCorrection2).add_(epsilon, one);
+            denominator.div_(sqrtBiasCorrection2).add_(epsilon, HeldScalars.One); // add_(Scalar) would make its alpha inline
             param.addcdiv_(state.exp_avg, denominator, stepSize);
         }
     }, closure);

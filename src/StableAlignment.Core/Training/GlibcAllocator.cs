@@ -17,6 +17,9 @@ internal static partial class GlibcAllocator
     /// <summary>Allocations from this size on are mapped: activations and weights are, small bookkeeping is not.</summary>
     private const int MappedFromBytes = 1 << 20;
 
+    /// <summary>False once <c>mallinfo2</c> or <c>malloc_trim</c> turned out to be missing (not glibc, or before 2.33).</summary>
+    private static bool _canTrim = OperatingSystem.IsLinux();
+
     /// <summary>
     /// Maps every allocation of <see cref="MappedFromBytes"/> or more from now on, for the whole process; false where
     /// this is not glibc or the host chose a threshold itself (<c>MALLOC_MMAP_THRESHOLD_</c>).
@@ -33,8 +36,6 @@ internal static partial class GlibcAllocator
             return false; // musl and other C libraries: their own policy stands.
         }
     }
-
-    private static bool _canTrim = OperatingSystem.IsLinux();
 
     /// <summary>
     /// Hands the heap's free pages back to the system (<c>malloc_trim</c>) when its free chunks hold more than
