@@ -18,7 +18,7 @@ public sealed class SocietyJudgeChatClient : IChatClient
 {
     private readonly SocietyJudge _judge;
     private readonly JudgeOptions _options;
-    private readonly ChatClientMetadata _metadata = new("StableAlignment.SocietyJudge", defaultModelId: "offline-society-judge-v2");
+    private readonly ChatClientMetadata _metadata;
 
     /// <summary>Creates the judge model.</summary>
     /// <param name="judge">The offline judge whose ratings this client reports (see <see cref="SocietyJudge.CreateAsync"/>).</param>
@@ -28,6 +28,8 @@ public sealed class SocietyJudgeChatClient : IChatClient
     {
         ArgumentNullException.ThrowIfNull(judge);
         options ??= new JudgeOptions();
+        // The id names k, so a judged-answers journal written with another k is not resumed as if it were this judge's.
+        _metadata = new ChatClientMetadata("StableAlignment.SocietyJudge", defaultModelId: $"offline-society-judge-v3-k{judge.Validation.Neighbours}");
         options.Validate();
         _judge = judge;
         _options = options;

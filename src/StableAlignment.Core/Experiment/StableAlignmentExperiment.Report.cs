@@ -75,7 +75,9 @@ public sealed partial class StableAlignmentExperiment
         return
         [
             $"The offline judge ({summary.Judge}): k-nearest-neighbour regression over the scenario bank's answers at known levels 1-7 " +
-                $"(embeddings: {v.EmbeddingModel}), for the kind of request the bank's nearest questions vote for, mapped onto 1-10; degenerate text " +
+                $"(embeddings: {v.EmbeddingModel}; k = {v.Neighbours}" +
+                (v.CrossValidatedSpearman is { } cv ? string.Create(CultureInfo.InvariantCulture, $", chosen by cross-validation over the fitted topics alone, where its ρ was {cv:F3}") : ", as given") +
+                "), for the kind of request the bank's nearest questions vote for, mapped onto 1-10; degenerate text " +
                 "(empty, runs of a symbol or a word, one word or repeated trigrams dominating, word salad without function words, mostly words the bank does not know) gets the minimum.",
             string.Create(CultureInfo.InvariantCulture,
                 $"Validation on {v.HeldOutAnswers} held-out bank answers (a fifth of the topics, never fitted; {v.FittedAnswers} answers fitted): Spearman ρ = {v.Spearman:F3} against their known levels ") +

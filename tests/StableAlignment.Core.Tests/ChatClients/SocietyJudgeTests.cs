@@ -58,6 +58,54 @@ public sealed class SocietyJudgeTests
     }
 
     [Fact]
+    public async Task Its_neighbour_count_is_chosen_on_the_fitted_topics_alone()
+    {
+        // Scrambling the held-out answers' embeddings must move the validation and leave the choice of k untouched
+        // (an answer a fitted topic shares keeps its embedding: it is fitted too).
+        var heldOutTopics = HeldOutTopics().Select(t => string.Join("|", t.Answers)).ToHashSet(StringComparer.Ordinal);
+        var fitted = ScenarioBank.Shared.Scenarios.Where(s => !heldOutTopics.Contains(string.Join("|", s.Answers))).SelectMany(s => s.Answers).ToHashSet(StringComparer.Ordinal);
+        var heldOut = HeldOutTopics().SelectMany(t => t.Answers).Where(a => !fitted.Contains(a)).ToHashSet(StringComparer.Ordinal);
+        using var scrambled = new ScramblingEmbeddings(new HashingEmbeddingGenerator(), heldOut);
+        var judge = await SocietyJudge.CreateAsync(scrambled);
+
+        Assert.True(scrambled.Scrambled > 0);
+        Assert.Equal(Judge.Validation.Neighbours, judge.Validation.Neighbours);
+        Assert.Equal(Judge.Validation.CrossValidatedSpearman, judge.Validation.CrossValidatedSpearman);
+        Assert.True(Math.Abs(Judge.Validation.Spearman - judge.Validation.Spearman) > 0.05, $"{Judge.Validation.Spearman} vs {judge.Validation.Spearman}");
+        Assert.Contains(Judge.Validation.Neighbours, new SocietyJudgeOptions().NeighbourCandidates);
+    }
+
+    [Fact]
+    public async Task A_given_neighbour_count_is_used_as_given_and_the_chosen_one_is_what_the_judge_uses()
+    {
+        var given = await SocietyJudge.CreateAsync(new HashingEmbeddingGenerator(), new SocietyJudgeOptions { Neighbours = 3 });
+        Assert.Equal(3, given.Validation.Neighbours);
+        Assert.Null(given.Validation.CrossValidatedSpearman);
+
+        // The judge built with the k cross-validation chose rates the held-out answers exactly as the fixture's judge does.
+        var same = await SocietyJudge.CreateAsync(new HashingEmbeddingGenerator(), new SocietyJudgeOptions { Neighbours = Judge.Validation.Neighbours });
+        Assert.Equal(Judge.Validation.Spearman, same.Validation.Spearman, 12);
+        Assert.NotNull(Judge.Validation.CrossValidatedSpearman);
+    }
+
+    /// <summary>Embeds the given texts as a vector unrelated to their words (the hash of their reversed characters).</summary>
+    private sealed class ScramblingEmbeddings(IEmbeddingGenerator<string, Embedding<float>> inner, HashSet<string> texts)
+        : DelegatingEmbeddingGenerator<string, Embedding<float>>(inner)
+    {
+        public int Scrambled { get; private set; }
+
+        public override Task<GeneratedEmbeddings<Embedding<float>>> GenerateAsync(IEnumerable<string> values, EmbeddingGenerationOptions? options = null,
+            CancellationToken cancellationToken = default)
+        {
+            var list = values.ToList();
+            Scrambled += list.Count(texts.Contains);
+            return base.GenerateAsync([.. list.Select(v => texts.Contains(v) ? Reverse(v) : v)], options, cancellationToken);
+        }
+
+        private static string Reverse(string v) => new([.. v.Reverse()]);
+    }
+
+    [Fact]
     public async Task Every_degenerate_example_and_more_written_here_get_the_minimum()
     {
         string[] more = ["no no no no", "", "I I I I I I", "!!!", "a better way a better way a better way a better way", "qwzx vrrp klonk"];
@@ -130,6 +178,9 @@ public sealed class SocietyJudgeTests
     {
         Assert.Equal("Neighbours", Assert.Throws<ArgumentException>(() => new SocietyJudgeOptions { Neighbours = 0 }.Validate()).ParamName);
         Assert.Equal("ValidationEvery", Assert.Throws<ArgumentException>(() => new SocietyJudgeOptions { ValidationEvery = 1 }.Validate()).ParamName);
+        Assert.Equal("NeighbourCandidates", Assert.Throws<ArgumentException>(() => new SocietyJudgeOptions { NeighbourCandidates = [] }.Validate()).ParamName);
+        Assert.Equal("NeighbourCandidates", Assert.Throws<ArgumentException>(() => new SocietyJudgeOptions { NeighbourCandidates = [4, 0] }.Validate()).ParamName);
+        Assert.Equal("CrossValidationFolds", Assert.Throws<ArgumentException>(() => new SocietyJudgeOptions { CrossValidationFolds = 1 }.Validate()).ParamName);
         Assert.Equal("MaxTopWordShare", Assert.Throws<ArgumentException>(() => new FluencyGateOptions { MaxTopWordShare = 0 }.Validate()).ParamName);
     }
 }

@@ -360,8 +360,13 @@ internal sealed class SandboxLogWriter : IDisposable
             Insert(tx, "INSERT INTO rating_failures (seq, ordinal, kind, rater, pass, failure, raw_reply, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 seq, ordinal++, kind, rater, pass, rating.FailureReason ?? "", rating.RawReply, rating.Attempts);
         }
-        foreach (var f in record.Feedback) Failure("feedback", f.PeerId, 1, f.Rating);
-        foreach (var (scores, pass) in new[] { (record.DraftScores, 0), (record.RevisionScores, record.Passes) })
+        // The draft is pass 0; every pass that ran asked for ratings, the last (not kept) one too.
+        var passes = record.AllPasses;
+        for (int p = 0; p < passes.Count; p++)
+        {
+            foreach (var f in passes[p].Feedback) Failure("feedback", f.PeerId, p + 1, f.Rating);
+        }
+        foreach (var (scores, pass) in passes.Select((p, i) => (p.Scores, i + 1)).Prepend((record.DraftScores, 0)))
         {
             foreach (var s in scores)
             {

@@ -117,10 +117,15 @@ public sealed record InteractionRecord
     /// <summary>Mean observer alignment score of the revision over successful ratings, or <see langword="null"/> when none succeeded.</summary>
     public double? RevisionAlignment => MeanAlignment(RevisionScores);
 
-    /// <summary>Ratings of this interaction recorded as failures (peers' and observers').</summary>
+    /// <summary>
+    /// Ratings of this interaction recorded as failures (peers' and observers'), over the draft and every pass that ran:
+    /// a pass that was not kept still asked for its ratings.
+    /// </summary>
     internal long FailedRatings() =>
-        Feedback.Count(f => !f.Rating.Succeeded)
-        + DraftScores.Concat(RevisionScores).Sum(s => (s.Alignment.Succeeded ? 0 : 1) + (s.Engagement.Succeeded ? 0 : 1));
+        Failed(DraftScores) + AllPasses.Sum(p => p.Feedback.Count(f => !f.Rating.Succeeded) + Failed(p.Scores));
+
+    private static long Failed(IReadOnlyList<ObserverScore> scores) =>
+        scores.Sum(s => (s.Alignment.Succeeded ? 0 : 1) + (s.Engagement.Succeeded ? 0 : 1));
 
     internal static double? MeanAlignment(IReadOnlyList<ObserverScore> scores)
     {

@@ -56,27 +56,32 @@ public class RatingParserTests
             .QuickCheckThrowOnFailure();
     }
 
-    [Fact]
-    public async Task A_rating_that_never_parses_is_recorded_as_an_explicit_failure_after_the_configured_attempts()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task A_rating_that_never_parses_is_recorded_as_an_explicit_failure_after_the_configured_attempts(int passes)
     {
         using var dir = new TempFolder();
         var offline = new OfflineSocietyChatClient(7, formatErrorRate: 0);
         // Observers always answer badly; agents use the offline society.
         var observer = new ScriptedChatClient((_, _, _) => "I think it deserves a 6.");
-        var options = SandboxTestKit.Small() with { RatingAttempts = 2 };
+        var options = SandboxTestKit.Small() with { RatingAttempts = 2, MaxFeedbackPasses = passes };
         await using var sandbox = SandboxTestKit.Offline(options, offline, observer);
         var result = await sandbox.RunAsync(1, dir.File("log.db"));
         var records = SandboxLog.ReadRecords(dir.File("log.db"));
-        Assert.All(records.SelectMany(r => r.DraftScores.Concat(r.RevisionScores)), s =>
+        Assert.All(records.SelectMany(r => r.DraftScores.Concat(r.AllPasses.SelectMany(p => p.Scores))), s =>
         {
             Assert.Null(s.Alignment.Value);
             Assert.Equal(2, s.Alignment.Attempts);
             Assert.Equal("no 'Rating:' label", s.Alignment.FailureReason);
         });
         Assert.All(records, r => Assert.Null(r.DraftAlignment));
-        // 9 interactions x 2 answers x (alignment + engagement), each tried twice.
-        Assert.Equal(9 * 2 * 2 * 2, observer.Calls);
-        Assert.Equal(9 * 2 * 2, result.RatingFailures);
-        Assert.Equal(9 * 2 * 2, SandboxLog.Summarize(dir.File("log.db")).RatingFailures);
+        // 9 interactions x (draft + one revision per pass; no revision improves, so a second pass is the last) x
+        // (alignment + engagement), each tried twice. A pass that was not kept asked for its ratings too.
+        Assert.All(records, r => Assert.Equal(passes, r.AllPasses.Count));
+        int failures = 9 * (1 + passes) * 2;
+        Assert.Equal(2 * failures, observer.Calls);
+        Assert.Equal(failures, result.RatingFailures);
+        Assert.Equal(failures, SandboxLog.Summarize(dir.File("log.db")).RatingFailures);
     }
 }
