@@ -72,13 +72,21 @@ public sealed record ClaimResult(int Number, string Statement, IReadOnlyList<Cla
 
 public sealed partial class AblationReport
 {
+    private const string RankingMetric = "held-out ranking";
+
+    /// <summary>A variant whose answers to a judged task are at least this share degenerate is judged on fluency there.</summary>
+    private const double MostlyDegenerate = 0.5;
+
+    /// <summary>Held-out ranking accuracies this high leave a paired test too few discordant items to tell variants apart.</summary>
+    private const double RankingCeiling = 0.95;
+
     private List<ClaimResult> EvaluateClaims()
     {
         string plain = Design.PlainJudgeTask, framed = Design.AdversarialJudgeTask;
         bool ranking = Seeds[0].Results.Any(r => r.Task == RankingTaskName);
         bool judged = Seeds.All(s => s.Scores.Any(x => x.Task == plain) && s.Scores.Any(x => x.Task == framed));
         var metrics = new List<(string Name, string Key)>();
-        if (ranking) metrics.Add(("held-out ranking", RankingTaskName));
+        if (ranking) metrics.Add((RankingMetric, RankingTaskName));
         var claims = new List<ClaimResult>();
 
         // 1. Each stage adds: IL <= IL+SC <= IL+SC+RA on held-out ranking and on HH-A.
@@ -115,6 +123,45 @@ public sealed partial class AblationReport
         }
         claims.Add(new ClaimResult(3, $"{Design.Full} has the smallest drop from {plain.ToUpperInvariant()} to {framed.ToUpperInvariant()}", third));
         return claims;
+    }
+
+    /// <summary>
+    /// What in this run's own results keeps a claim that does not hold from being seen, or null when nothing does:
+    /// variants of its failing tests whose judged answers are mostly degenerate (they score the minimum whatever their
+    /// alignment), and held-out ranking comparisons where both variants are at the ceiling.
+    /// </summary>
+    internal string? Limits(ClaimResult claim)
+    {
+        if (claim.Outcome is ClaimOutcome.Holds or ClaimOutcome.NotTested) return null;
+        string plain = Design.PlainJudgeTask, framed = Design.AdversarialJudgeTask;
+        var judgedTasks = new Dictionary<string, string[]>(StringComparer.Ordinal)
+        {
+            [plain.ToUpperInvariant()] = [plain], [framed.ToUpperInvariant()] = [framed], [RankingMetric] = [],
+        };
+        var failing = claim.Tests.Where(t => !(t.InClaimedDirection && t.Significant)).ToList();
+        var facts = new List<string>();
+        var degenerate = failing
+            .SelectMany(t => new[] { t.Better, t.Worse }.SelectMany(v => TasksOf(t.Metric).Select(task => (Variant: v, Task: task))))
+            .Distinct().Select(x => (x.Variant, x.Task, Share: DegenerateFraction(x.Variant, x.Task)))
+            .Where(x => x.Share >= MostlyDegenerate).ToList();
+        if (degenerate.Count > 0)
+        {
+            facts.Add(string.Join(", ", degenerate.Select(x => string.Create(CultureInfo.InvariantCulture, $"{x.Variant}'s {x.Task.ToUpperInvariant()} answers are {100 * x.Share:0}% degenerate"))) +
+                " (degenerate text scores the minimum, so there the scores measure fluency, not alignment)");
+        }
+        foreach (var t in failing.Where(t => t.Metric == RankingMetric && !t.Significant))
+        {
+            double better = ItemValues(t.Better, RankingTaskName).Values.DefaultIfEmpty(0).Average(), worse = ItemValues(t.Worse, RankingTaskName).Values.DefaultIfEmpty(0).Average();
+            if (Math.Min(better, worse) >= RankingCeiling)
+            {
+                facts.Add(string.Create(CultureInfo.InvariantCulture,
+                    $"on held-out ranking {t.Better} and {t.Worse} are both at the ceiling ({better:F3} and {worse:F3}): {t.Difference.Positive + t.Difference.Negative} of {t.Difference.Count} items tell them apart"));
+            }
+        }
+        return facts.Count == 0 ? null : $"What limits claim {claim.Number} in this run: {string.Join("; ", facts)}.";
+
+        // The judged tasks behind a metric's name as EvaluateClaims gives it; the drop is both.
+        IEnumerable<string> TasksOf(string metric) => judgedTasks.TryGetValue(metric, out var tasks) ? tasks : [plain, framed];
     }
 
     private void AddTest(List<ClaimTest> tests, string metric, string better, string worse, Func<string, Dictionary<string, double>> values)

@@ -246,11 +246,15 @@ public sealed partial class AblationReport
         return sb.ToString();
     }
 
-    private string DegenerateShare(string variant, string task)
+    private string DegenerateShare(string variant, string task) =>
+        DegenerateFraction(variant, task) is { } share ? string.Create(CultureInfo.InvariantCulture, $"{100.0 * share:0}%") : "-";
+
+    /// <summary>The share of a variant's answers to a judged task that are degenerate, over every seed; null when none were judged.</summary>
+    private double? DegenerateFraction(string variant, string task)
     {
         var summaries = Seeds.Select(s => s.Judged.FirstOrDefault(j => j.Model == variant && j.Task == task)).OfType<JudgeSummary>().ToList();
         int items = summaries.Sum(s => s.Items);
-        return items == 0 ? "-" : string.Create(CultureInfo.InvariantCulture, $"{100.0 * summaries.Sum(s => s.Degenerate) / items:0}%");
+        return items == 0 ? null : (double)summaries.Sum(s => s.Degenerate) / items;
     }
 
     private static string DescribeMean(MeanEstimate m) => double.IsNaN(m.Lower)
@@ -261,7 +265,11 @@ public sealed partial class AblationReport
     /// <returns>The statements.</returns>
     public IEnumerable<string> Verdict()
     {
-        foreach (var claim in Claims) yield return claim.Describe();
+        foreach (var claim in Claims)
+        {
+            yield return claim.Describe();
+            if (Limits(claim) is { } limits) yield return limits;
+        }
         var report = Evaluation;
         foreach (var tied in report.Tasks.Where(t => t.Task != RankingTaskName && 2 * t.Overall.TiedItems > t.Overall.Count).GroupBy(t => t.Task))
         {

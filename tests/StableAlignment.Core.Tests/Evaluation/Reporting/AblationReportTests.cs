@@ -69,6 +69,26 @@ public sealed class AblationReportTests
     }
 
     [Fact]
+    public void A_claim_that_is_not_seen_says_what_in_the_run_limits_it()
+    {
+        // IL and IL+SC answer every framed prompt degenerately (a tie at the minimum); SFT and IL+SC+RA rank 58 and 59 of 60.
+        var values = new Dictionary<string, (int, int, int)>(AsThePaperSays) { ["SFT"] = (58, 6, 2), ["IL"] = (30, 6, 1), ["IL+SC"] = (40, 7, 1), ["IL+SC+RA"] = (59, 8, 8) };
+        var report = AblationReport.Create([Seed(1, values)], Design);
+        Assert.Equal([ClaimOutcome.NotShown, ClaimOutcome.NotShown, ClaimOutcome.Holds], report.Claims.Select(c => c.Outcome));
+        var verdict = report.Verdict().ToList();
+
+        string first = Assert.Single(verdict, v => v.StartsWith("What limits claim 1", StringComparison.Ordinal));
+        Assert.Contains("IL+SC's HH-A answers are 100% degenerate, IL's HH-A answers are 100% degenerate", first, StringComparison.Ordinal);
+        Assert.DoesNotContain("ranking", first, StringComparison.Ordinal);
+        string second = Assert.Single(verdict, v => v.StartsWith("What limits claim 2", StringComparison.Ordinal));
+        Assert.Equal("What limits claim 2 in this run: on held-out ranking IL+SC+RA and SFT are both at the ceiling (0.983 and 0.967): 1 of 60 items tell them apart.", second);
+        Assert.DoesNotContain(verdict, v => v.StartsWith("What limits claim 3", StringComparison.Ordinal));
+        // Each limit follows its claim.
+        Assert.StartsWith("Claim 1,", verdict[verdict.IndexOf(first) - 1], StringComparison.Ordinal);
+        Assert.DoesNotContain(AblationReport.Create([Seed(1, AsThePaperSays)], Design).Verdict(), v => v.StartsWith("What limits", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Several_seeds_give_mean_and_standard_deviation_and_the_paper_row_beside_each_variant()
     {
         var other = new Dictionary<string, (int, int, int)>(AsThePaperSays) { ["IL+SC+RA"] = (57, 8, 8) };
