@@ -71,7 +71,7 @@ public sealed class CliTests
         while (help.Contains("  ", StringComparison.Ordinal)) help = help.Replace("  ", " ", StringComparison.Ordinal);
         foreach (string part in new[]
         {
-            "OPENAI_API_KEY", "(default 6; 4 with --quick)", "Rounds to simulate (default 80; 24 with --quick)", "Epochs per training stage (default 2)",
+            "OPENAI_API_KEY", "(default 6; 4 with --quick)", "Rounds to simulate (default 80; 24 with --quick)", "Epochs per training stage (default 1)",
             "--outage-tolerance", "(default 60)", "--concurrency", "(default 16)", "--call-timeout", "(default 120)", "--retries", "--rate-limit",
             "--token-budget", "--observers", "--verbose", "5 model server unreachable", "2 bad command line", "4 run folder in use",
         })

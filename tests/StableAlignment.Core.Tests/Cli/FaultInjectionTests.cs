@@ -262,8 +262,10 @@ public sealed class FaultInjectionTests(FaultBaselines baseline, ITestOutputHelp
         Assert.True(run.ExitCode == 0, run.Output);
         var records = SandboxLog.ReadRecords(Path.Combine(dir.Path, "sandbox.db"));
         Assert.Equal(8, records.Count);
-        var ratings = records.SelectMany(r => r.Feedback.Select(f => f.Rating)
-            .Concat(r.DraftScores.Concat(r.RevisionScores).SelectMany(s => new[] { s.Alignment, s.Engagement }))).ToList();
+        // Every pass that ran asked for ratings, the last (not kept) one too.
+        var ratings = records.SelectMany(r => r.AllPasses.SelectMany(p => p.Feedback.Select(f => f.Rating))
+            .Concat(r.DraftScores.Concat(r.AllPasses.SelectMany(p => p.Scores)).SelectMany(s => new[] { s.Alignment, s.Engagement }))).ToList();
+        Assert.All(records, r => Assert.Equal(2, r.AllPasses.Count));
         Assert.All(ratings, r =>
         {
             Assert.Null(r.Value);
