@@ -103,7 +103,7 @@ public sealed class SocietyJudge : IEvaluator
     private readonly List<Labelled> _questions;
     private readonly Dictionary<string, List<Labelled>> _answersByKind;
 
-    // Fold: the cross-validation fold of the item's topic (-1 outside the fit's cross-validation).
+    // Fold: the cross-validation fold (of those that choose k) of the item's topic.
     private sealed record Labelled(float[] Vector, string Kind, int Level, int Fold);
 
     private SocietyJudge(IEmbeddingGenerator<string, Embedding<float>> embeddings, FluencyGate gate, int k, List<Labelled> questions, List<Labelled> answers)

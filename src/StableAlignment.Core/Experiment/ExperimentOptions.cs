@@ -181,7 +181,7 @@ public sealed record ExperimentTrainingOptions
 
     /// <summary>
     /// About how many validation points each curve gets besides each stage's last. Validation scores every held-out
-    /// query (about 3 s each on the default run, two cores), so more cost real time. Default 4.
+    /// query (about 3 s a point on the default run, two cores), so more cost real time. Default 4.
     /// </summary>
     public int ValidationPoints { get; init; } = 4;
 
