@@ -95,8 +95,8 @@ public sealed record TrainerOptions
     /// At the two points of a step where most of its memory has just been freed (before the backward pass and after the
     /// optimizer step), the trainer hands the heap's free pages back to the system (<c>malloc_trim</c>) when its free
     /// chunks (the whole process's) hold more than this many bytes. On Linux with glibc only; 0 never trims. Default
-    /// 256 MiB, which training a tiny model alone never frees, so only large models pay for it: a Qwen2.5-0.5B-shaped LoRA step with checkpointing and the
-    /// fused loss then peaked at 5,127 MiB instead of 6,402 MiB, at 43.6 s a step instead of 37.9 s on the development VM
+    /// 256 MiB, which training a tiny model alone never frees, so only large models pay for it: a Qwen2.5-0.5B-shaped
+    /// LoRA step with checkpointing and the fused loss then peaked at 5,127 MiB instead of 6,402 MiB, at 43.6 s a step instead of 37.9 s on the development VM
     /// (docs/training.md): the cost is the first touch of the returned pages when the heap uses them again.
     /// </summary>
     public long HeapTrimThresholdBytes { get; init; } = 256L << 20;

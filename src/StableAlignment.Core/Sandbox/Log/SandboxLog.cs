@@ -354,25 +354,10 @@ internal sealed class SandboxLogWriter : IDisposable
                 seq, record.AgentId, memoryUpdate.Round, memoryUpdate.Question, memoryUpdate.Answer);
         }
         int ordinal = 0;
-        void Failure(string kind, int rater, int pass, RatingOutcome rating)
+        foreach (var (kind, rater, pass, rating) in record.Ratings().Where(r => !r.Rating.Succeeded))
         {
-            if (rating.Succeeded) return;
             Insert(tx, "INSERT INTO rating_failures (seq, ordinal, kind, rater, pass, failure, raw_reply, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 seq, ordinal++, kind, rater, pass, rating.FailureReason ?? "", rating.RawReply, rating.Attempts);
-        }
-        // The draft is pass 0; every pass that ran asked for ratings, the last (not kept) one too.
-        var passes = record.AllPasses;
-        for (int p = 0; p < passes.Count; p++)
-        {
-            foreach (var f in passes[p].Feedback) Failure("feedback", f.PeerId, p + 1, f.Rating);
-        }
-        foreach (var (scores, pass) in passes.Select((p, i) => (p.Scores, i + 1)).Prepend((record.DraftScores, 0)))
-        {
-            foreach (var s in scores)
-            {
-                Failure("observer-alignment", s.ObserverId, pass, s.Alignment);
-                Failure("observer-engagement", s.ObserverId, pass, s.Engagement);
-            }
         }
         tx.Commit();
     }

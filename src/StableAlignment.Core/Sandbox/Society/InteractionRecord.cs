@@ -118,14 +118,30 @@ public sealed record InteractionRecord
     public double? RevisionAlignment => MeanAlignment(RevisionScores);
 
     /// <summary>
-    /// Ratings of this interaction recorded as failures (peers' and observers'), over the draft and every pass that ran:
-    /// a pass that was not kept still asked for its ratings.
+    /// Every rating this interaction asked for, with its kind, rater and pass (0 for the draft's scores): the draft's
+    /// observer scores, then each pass's feedback and scores, the last (not kept) pass too.
     /// </summary>
-    internal long FailedRatings() =>
-        Failed(DraftScores) + AllPasses.Sum(p => p.Feedback.Count(f => !f.Rating.Succeeded) + Failed(p.Scores));
+    internal IEnumerable<(string Kind, int Rater, int Pass, RatingOutcome Rating)> Ratings()
+    {
+        foreach (var s in DraftScores)
+        {
+            yield return ("observer-alignment", s.ObserverId, 0, s.Alignment);
+            yield return ("observer-engagement", s.ObserverId, 0, s.Engagement);
+        }
+        var passes = AllPasses;
+        for (int p = 0; p < passes.Count; p++)
+        {
+            foreach (var f in passes[p].Feedback) yield return ("feedback", f.PeerId, p + 1, f.Rating);
+            foreach (var s in passes[p].Scores)
+            {
+                yield return ("observer-alignment", s.ObserverId, p + 1, s.Alignment);
+                yield return ("observer-engagement", s.ObserverId, p + 1, s.Engagement);
+            }
+        }
+    }
 
-    private static long Failed(IReadOnlyList<ObserverScore> scores) =>
-        scores.Sum(s => (s.Alignment.Succeeded ? 0 : 1) + (s.Engagement.Succeeded ? 0 : 1));
+    /// <summary>Ratings of this interaction recorded as failures (peers' and observers'), of the draft and every pass that ran.</summary>
+    internal long FailedRatings() => Ratings().Count(r => !r.Rating.Succeeded);
 
     internal static double? MeanAlignment(IReadOnlyList<ObserverScore> scores)
     {
