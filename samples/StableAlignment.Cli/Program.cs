@@ -178,4 +178,5 @@ if (parsed.Errors.Count > 0 && parsed.Action is not System.CommandLine.Help.Help
     Terminal.Error("run with --help for the options.");
     return Terminal.Usage;
 }
-return await parsed.InvokeAsync();
+using var stop = new StopSignals();
+return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, stop.Token);

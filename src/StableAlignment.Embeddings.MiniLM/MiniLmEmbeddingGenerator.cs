@@ -19,10 +19,18 @@ public sealed class MiniLmEmbeddingGenerator : IEmbeddingGenerator<string, Embed
     {
         ArgumentNullException.ThrowIfNull(values);
         string[] texts = [.. values];
-        cancellationToken.ThrowIfCancellationRequested();
         float[][] vectors;
-        // One ONNX session already uses every core; serialising calls avoids oversubscribing a small machine.
-        lock (_lock) vectors = _encoder.Encode(texts, cancellationToken: cancellationToken);
+        try
+        {
+            // One ONNX session already uses every core; serialising calls avoids oversubscribing a small machine.
+            lock (_lock) vectors = _encoder.Encode(texts, cancellationToken: cancellationToken);
+        }
+        catch (Exception e) when (cancellationToken.IsCancellationRequested && e is not OperationCanceledException)
+        {
+            // The encoder cancels by terminating its ONNX run, which throws OnnxRuntimeException; a caller that
+            // cancelled expects a cancellation, not an error (the CLI would call it a bug).
+            throw new OperationCanceledException("The embedding was cancelled.", e, cancellationToken);
+        }
         var result = new GeneratedEmbeddings<Embedding<float>>(vectors.Select(v => new Embedding<float>(v) { ModelId = "all-MiniLM-L6-v2" }));
         return Task.FromResult(result);
     }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Reflection;
+using System.Runtime.InteropServices;
 
 namespace StableAlignment.Core.Tests.Cli;
 
@@ -20,8 +21,61 @@ internal static class CliProcess
 
     public static (int ExitCode, string Output) Run(TimeSpan timeout, params string[] args) => Run(timeout, null, args);
 
+    /// <summary>
+    /// Runs the CLI and sends it SIGTERM once a line of its output satisfies <paramref name="signalWhen"/>, as a user's
+    /// Ctrl+C or a service manager would (SIGINT, unlike SIGTERM, may be ignored by a test host started in the background).
+    /// </summary>
+    public static (int ExitCode, string Output, bool Signalled) RunAndStop(TimeSpan timeout, Func<string, bool> signalWhen, params string[] args)
+    {
+        var start = Start(null, args);
+        var output = new System.Text.StringBuilder();
+        using var process = new Process { StartInfo = start };
+        bool signalled = false;
+        void OnLine(object sender, DataReceivedEventArgs e)
+        {
+            if (e.Data is null) return;
+            lock (output)
+            {
+                output.AppendLine(e.Data);
+                if (signalled || !signalWhen(e.Data)) return;
+                signalled = true;
+            }
+            if (Kill(process.Id, SigTerm) != 0) throw new InvalidOperationException($"kill({process.Id}, SIGTERM) failed: errno {Marshal.GetLastPInvokeError()}.");
+        }
+        process.OutputDataReceived += OnLine;
+        process.ErrorDataReceived += OnLine;
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        if (!process.WaitForExit(timeout))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"stable-alignment {string.Join(' ', args)} ran past {timeout}.");
+        }
+        process.WaitForExit(); // drains the output events
+        lock (output) return (process.ExitCode, output.ToString(), signalled);
+    }
+
+    private const int SigTerm = 15;
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+
     /// <summary>Runs the CLI with extra environment variables (e.g. OPENAI_API_KEY); null values remove a variable.</summary>
     public static (int ExitCode, string Output) Run(TimeSpan timeout, IReadOnlyDictionary<string, string?>? environment, params string[] args)
+    {
+        using var process = Process.Start(Start(environment, args))!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(timeout))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"stable-alignment {string.Join(' ', args)} ran past {timeout}.");
+        }
+        return (process.ExitCode, stdout.Result + stderr.Result);
+    }
+
+    private static ProcessStartInfo Start(IReadOnlyDictionary<string, string?>? environment, string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add(Dll);
@@ -33,14 +87,6 @@ internal static class CliProcess
             if (value is null) start.Environment.Remove(name);
             else start.Environment[name] = value;
         }
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(timeout))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"stable-alignment {string.Join(' ', args)} ran past {timeout}.");
-        }
-        return (process.ExitCode, stdout.Result + stderr.Result);
+        return start;
     }
 }

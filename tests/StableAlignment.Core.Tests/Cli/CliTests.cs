@@ -107,6 +107,43 @@ public sealed class CliTests
         }
     }
 
+    /// <summary>
+    /// A stop signal mid-train waits for the trainer to stop, however long that takes: System.CommandLine's own handling
+    /// gave up after two seconds and left libtorch running into the runtime's exit (a segfault, or a torch assertion).
+    /// </summary>
+    [Fact]
+    public void A_stop_signal_mid_train_exits_as_cancelled_once_the_trainer_has_stopped()
+    {
+        using var dir = new TempFolder();
+        foreach (string step in new[] { "simulate", "build-dataset" })
+        {
+            var prepared = CliProcess.Run(Short, step, "--quick", "--out", dir.Path);
+            Assert.True(prepared.ExitCode == 0, prepared.Output);
+        }
+        // Well into the first stage, where a step and its bookkeeping take longer than two seconds to wind down.
+        var run = CliProcess.RunAndStop(Short, line => line.Contains("imitation", StringComparison.Ordinal) && ProgressPercent(line) >= 20,
+            "train", "--quick", "--out", dir.Path);
+        Assert.True(run.Signalled, run.Output);
+        Assert.True(run.ExitCode == 130, $"exit code {run.ExitCode}: {run.Output}");
+        Assert.Contains("Cancelled. Completed work is kept", run.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("bug", run.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", run.Output, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(dir.Path, "training.json")), "the train was stopped before it finished");
+        // What it stopped on is kept: the trainer saves its resume checkpoint after the step it was in, past the 20 %.
+        string state = Path.Combine(dir.Path, "metrics", "IL-SC-RA", "resume", "trainer-state.json");
+        Assert.True(File.Exists(state), run.Output);
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(state));
+        Assert.InRange(json.RootElement.GetProperty("Position").GetProperty("GlobalStep").GetInt32(), 2, int.MaxValue);
+    }
+
+    private static int ProgressPercent(string line)
+    {
+        int end = line.LastIndexOf('%');
+        int begin = end;
+        while (begin > 0 && char.IsAsciiDigit(line[begin - 1])) begin--;
+        return end > begin ? int.Parse(line.AsSpan(begin, end - begin), System.Globalization.CultureInfo.InvariantCulture) : -1;
+    }
+
     [Fact]
     public void A_second_process_on_the_same_run_folder_fails_at_once()
     {

@@ -14,4 +14,15 @@ public class MiniLmEmbeddingGeneratorTests
         float far = System.Numerics.Tensors.TensorPrimitives.CosineSimilarity(e[0].Vector.Span, e[2].Vector.Span);
         Assert.True(near > 0.7 && far < 0.4, $"near {near:F2}, far {far:F2}");
     }
+
+    [Fact]
+    public async Task A_cancelled_embedding_is_a_cancellation_and_not_an_onnx_error()
+    {
+        // A cancelled token reaches the encoder, which terminates its ONNX run: the same path as Ctrl+C mid-run.
+        using var generator = new MiniLmEmbeddingGenerator();
+        using var cancel = new CancellationTokenSource();
+        await cancel.CancelAsync();
+        var e = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => generator.GenerateAsync(["How do I bake bread at home?"], cancellationToken: cancel.Token));
+        Assert.Equal(cancel.Token, e.CancellationToken);
+    }
 }
