@@ -28,12 +28,19 @@ public sealed partial class CausalLanguageModel : nn.Module<Tensor, Tensor>
 
     /// <summary>Creates a model with freshly initialised weights.</summary>
     /// <param name="config">The architecture; validated here.</param>
-    /// <param name="seed">Seed of the weight initialisation, for reproducible runs; null leaves torch's global generator as it is.</param>
+    /// <param name="seed">
+    /// Seed of the weight initialisation, for reproducible runs: the weights are drawn from a generator of this seed,
+    /// whatever other threads draw meanwhile (torch's global generator is seeded with it too, as before). Null draws the
+    /// weights from torch's global generator.
+    /// </param>
     public CausalLanguageModel(CausalLanguageModelConfig config, long? seed = null) : base(nameof(CausalLanguageModel))
     {
         ArgumentNullException.ThrowIfNull(config);
         Config = config.Validate();
         if (seed is long s) random.manual_seed(s);
+        // The weights come from a generator of their own: torch's global one is shared by every thread, so a model
+        // built while another thread draws from it (another model, dropout, randn) would get other weights.
+        using var generator = seed is long g ? new torch.Generator(unchecked((ulong)g)) : null;
         _backbone = new DecoderBackbone(Config);
         register_module("model", _backbone);
         if (!Config.TieWordEmbeddings)
@@ -49,7 +56,7 @@ public sealed partial class CausalLanguageModel : nn.Module<Tensor, Tensor>
                 // Norm scales start at one; every matrix (and bias) at N(0, range) / zero, as Hugging Face does.
                 if (name.EndsWith("norm.weight", StringComparison.Ordinal)) continue;
                 if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
-                else nn.init.normal_(p, 0, Config.InitializerRange);
+                else p.normal_(0, Config.InitializerRange, generator);
             }
         }
     }

@@ -1,10 +1,10 @@
 namespace StableAlignment.Core.Tests.TestSupport;
 
 /// <summary>
-/// Test classes that seed or draw from torch's global random generator (a seeded <c>CausalLanguageModel</c> calls
-/// <c>manual_seed</c>; an unseeded one, <c>FromHuggingFace</c>, <c>randn</c> draw from it). They run one at a time,
-/// after the parallel classes, so they cannot change the weights another class builds from the same seed mid-way
-/// (the trainer's resume test compares two models built from one seed).
+/// Test classes whose results depend on torch's global random generator (an unseeded model, <c>FromHuggingFace</c>,
+/// <c>randn</c>, adapter dropout), or that draw from it hard. They run one at a time, after the parallel classes. A
+/// seeded model's weights do not depend on it (they come from a generator of their own), so classes that only build
+/// seeded models run in parallel.
 /// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class TorchRandomState

@@ -17,7 +17,7 @@ public sealed partial class CausalLanguageModel
     /// <c>StableAlignmentTrainer</c> uses) keeps state only for the adapters. A new adapter changes no logit: B starts at zero.
     /// </summary>
     /// <param name="options">The adapter settings; validated here.</param>
-    /// <param name="seed">Seed of A's Kaiming-uniform initialisation; null leaves torch's global generator as it is.</param>
+    /// <param name="seed">Seed of A's Kaiming-uniform initialisation, drawn from a generator of this seed (torch's global generator is seeded with it too); null draws from torch's global generator.</param>
     /// <exception cref="InvalidOperationException">The model already has adapters.</exception>
     public void AddLoraAdapters(LoraOptions options, long? seed = null)
     {
@@ -25,12 +25,14 @@ public sealed partial class CausalLanguageModel
         options.Validate();
         if (Lora is not null) throw new InvalidOperationException("The model already has LoRA adapters; merge them (MergeAdapters) before adding others.");
         if (seed is long s) random.manual_seed(s);
+        // A's values come from a generator of their own, as the model's weights do (see the constructor).
+        using var generator = seed is long g ? new torch.Generator(unchecked((ulong)g)) : null;
         foreach (var p in parameters()) p.requires_grad = false;
         var targets = options.TargetModules.ToHashSet(StringComparer.Ordinal);
         nn.Module<Tensor, Tensor> Wrap(string name, nn.Module<Tensor, Tensor> module)
         {
             if (!targets.Contains(name) || module is not Linear linear) return module;
-            var adapted = new LoraLinear(linear, options);
+            var adapted = new LoraLinear(linear, options, generator);
             // New modules start in training mode; the adapter's dropout must follow the model's mode.
             adapted.train(training);
             linear.Dispose();

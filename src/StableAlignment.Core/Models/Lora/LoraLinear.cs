@@ -21,7 +21,7 @@ internal sealed class LoraLinear : nn.Module<Tensor, Tensor>
     internal double Dropout => _dropout;
 
     /// <summary>Wraps <paramref name="baseLayer"/>, whose parameters it takes over (frozen); A is Kaiming-uniform, B zero.</summary>
-    public LoraLinear(Linear baseLayer, LoraOptions options) : base(nameof(LoraLinear))
+    public LoraLinear(Linear baseLayer, LoraOptions options, Generator? generator = null) : base(nameof(LoraLinear))
     {
         var weight = baseLayer.weight!;
         var dtype = weight.dtype;
@@ -44,8 +44,10 @@ internal sealed class LoraLinear : nn.Module<Tensor, Tensor>
         _b = nn.Linear(Rank, OutFeatures, hasBias: false, device: device, dtype: dtype);
         using (no_grad())
         {
-            // PEFT's default: A as nn.Linear initialises it, B zero, so a new adapter changes nothing.
-            nn.init.kaiming_uniform_(_a.weight!, Math.Sqrt(5));
+            // PEFT's default: A as nn.Linear initialises it (Kaiming-uniform with a = sqrt 5, i.e. U(-1/sqrt(in), 1/sqrt(in))),
+            // B zero, so a new adapter changes nothing.
+            double bound = 1 / Math.Sqrt(InFeatures);
+            _a.weight!.uniform_(-bound, bound, generator);
             _b.weight!.zero_();
         }
         register_module("lora_A", _a);
