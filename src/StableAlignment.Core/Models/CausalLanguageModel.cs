@@ -37,10 +37,7 @@ public sealed partial class CausalLanguageModel : nn.Module<Tensor, Tensor>
     {
         ArgumentNullException.ThrowIfNull(config);
         Config = config.Validate();
-        if (seed is long s) random.manual_seed(s);
-        // The weights come from a generator of their own: torch's global one is shared by every thread, so a model
-        // built while another thread draws from it (another model, dropout, randn) would get other weights.
-        using var generator = seed is long g ? new torch.Generator(unchecked((ulong)g)) : null;
+        using var generator = InitialisationGenerator(seed);
         _backbone = new DecoderBackbone(Config);
         register_module("model", _backbone);
         if (!Config.TieWordEmbeddings)
@@ -59,6 +56,18 @@ public sealed partial class CausalLanguageModel : nn.Module<Tensor, Tensor>
                 else p.normal_(0, Config.InitializerRange, generator);
             }
         }
+    }
+
+    /// <summary>
+    /// The generator initial values are drawn from: one of <paramref name="seed"/>, as torch's global generator is shared
+    /// by every thread, and a model built while another thread draws from it (another model, dropout, randn) would get
+    /// other weights. The global generator is seeded too, as it always was; null draws from the global one.
+    /// </summary>
+    private static torch.Generator? InitialisationGenerator(long? seed)
+    {
+        if (seed is not long s) return null;
+        random.manual_seed(s);
+        return new torch.Generator(unchecked((ulong)s));
     }
 
     /// <summary>The architecture.</summary>

@@ -24,9 +24,7 @@ public sealed partial class CausalLanguageModel
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         if (Lora is not null) throw new InvalidOperationException("The model already has LoRA adapters; merge them (MergeAdapters) before adding others.");
-        if (seed is long s) random.manual_seed(s);
-        // A's values come from a generator of their own, as the model's weights do (see the constructor).
-        using var generator = seed is long g ? new torch.Generator(unchecked((ulong)g)) : null;
+        using var generator = InitialisationGenerator(seed);
         foreach (var p in parameters()) p.requires_grad = false;
         var targets = options.TargetModules.ToHashSet(StringComparer.Ordinal);
         nn.Module<Tensor, Tensor> Wrap(string name, nn.Module<Tensor, Tensor> module)
