@@ -1,3 +1,4 @@
+using TorchSharp;
 using StableAlignment.Core.Models;
 using StableAlignment.Core.Tests.TestSupport;
 using static TorchSharp.torch;
@@ -47,5 +48,21 @@ public sealed class SeededInitialisationTests
             stop.Cancel();
             await drawer;
         }
+    }
+
+    /// <summary>The trainer adds adapters to a model already on its device; a seed's CPU generator must serve a GPU too.</summary>
+    [TorchCudaFact]
+    public void Seeded_adapters_on_a_cuda_model_get_the_same_A_as_on_the_cpu()
+    {
+        using var onCpu = new CausalLanguageModel(CausalLanguageModelTests.Tiny, seed: 11);
+        using var onGpu = new CausalLanguageModel(CausalLanguageModelTests.Tiny, seed: 11);
+        onGpu.to(CUDA);
+        var options = new LoraOptions { Rank = 4, Alpha = 8 };
+        onCpu.AddLoraAdapters(options, seed: 12);
+        onGpu.AddLoraAdapters(options, seed: 12);
+        onGpu.to(CPU);
+        var expected = CausalLanguageModelTests.Weights(onCpu);
+        foreach (var (name, values) in CausalLanguageModelTests.Weights(onGpu))
+            Assert.True(values.SequenceEqual(expected[name]), $"{name} differs between the CPU and the GPU");
     }
 }

@@ -47,7 +47,14 @@ internal sealed class LoraLinear : nn.Module<Tensor, Tensor>
             // PEFT's default: A as nn.Linear initialises it (Kaiming-uniform with a = sqrt 5, i.e. U(-1/sqrt(in), 1/sqrt(in))),
             // B zero, so a new adapter changes nothing.
             double bound = 1 / Math.Sqrt(InFeatures);
-            _a.weight!.uniform_(-bound, bound, generator);
+            if (generator is null) _a.weight!.uniform_(-bound, bound);
+            else
+            {
+                // A seeded generator is a CPU one, which torch refuses for a tensor on a GPU: draw on the CPU and copy,
+                // which also gives the same A on every device.
+                using var drawn = empty(_a.weight!.shape, dtype: dtype).uniform_(-bound, bound, generator);
+                _a.weight!.copy_(drawn);
+            }
             _b.weight!.zero_();
         }
         register_module("lora_A", _a);
